@@ -1,0 +1,26 @@
+r"""penaltyprop: Proximal Backpropagation (Frerix, Möllenhoff, Moeller, Cremers, ICLR 2018).
+
+A from-scratch NumPy/CuPy implementation for teaching and for speed::
+
+    import penaltyprop as pp
+    net = pp.mlp([64, 32, 10], activation="relu")
+    theta = net.init(seed=0)
+    theta1 = pp.proxprop(net, theta, X, y, tau=1.0, tau_theta=0.05, solver="cg", cg_iterations=3)
+
+Samples are columns: X has shape (n0, N). ``theta`` is a list of (W, b) pairs,
+``theta[l-1]`` for the paper's layer l. See README.md for the equation-to-code table.
+"""
+from .algorithms import penalty_backprop, proxprop, proxprop_direction
+from .forward import forward, gradient, loss
+from .network import Network, mlp
+from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
+from .penalty import penalty_energy
+from .transfer import Linear
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
+    "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",
+    "proxprop", "proxprop_direction",
+]

@@ -1,0 +1,217 @@
+r"""Algorithm 1 (penalty formulation of BackProp) and Algorithm 2 (ProxProp), side by side.
+
+Both algorithms are one function, :func:`_sweep`: a forward pass (Eq. 7), then
+minimisation steps on the penalty energy E (Eq. 3), from the last layer down:
+
+* (a) gradient step on E w.r.t. :math:`(\theta_{L-1}, a_{L-2})` (Eqs. 8, 12);
+* for l = L-2 .. 1: (b) gradient steps w.r.t. :math:`z_l`, then :math:`a_{l-1}` (Eqs. 9, 10);
+  (c) a step w.r.t. :math:`\theta_l`.
+
+They differ in step (c) only: Algorithm 1 takes a gradient step (Eq. 25),
+Algorithm 2 a proximal step (Eq. 11). ``_sweep`` receives that step as a function.
+
+Step sizes. In Algorithm 1 step (b) uses :math:`\tau\gamma` (for :math:`z_l`) and
+:math:`\tau\rho` (for :math:`a_{l-1}`), step (c) :math:`\tau\rho`; with
+:math:`\rho = \gamma = 1/\tau` (the default) all three are 1 and Algorithm 1 is one
+gradient-descent step on J (Proposition 1). Algorithm 2 always uses
+:math:`\rho = \gamma = 1/\tau` (Eqs. 9-10 carry no step size), and its prox step has its
+own step :math:`\tau_\theta`.
+
+Every function returns new parameters; the inputs are never modified.
+"""
+from __future__ import annotations
+
+from .checks import check_choice, check_int, check_positive, check_problem
+from .forward import _forward
+from .losses import cross_entropy_and_grad
+from .prox import CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, prox_cg, prox_exact, prox_gradient
+
+SOLVERS = ("exact", "cg", "gradient")
+
+
+def _sweep(net, theta, X, y, tau, step_z, step_a, step_c):
+    r"""Forward pass, then steps (a), (b), (c) on E. Returns ``(J, updates)``.
+
+    ``updates[l-1]`` is :math:`\theta_l^{k+1} - \theta_l^k` as a (dW, db) pair.
+    ``step_c(l, phi, theta_l, a_prev, delta)`` returns that update for a hidden layer l,
+    given :math:`\delta = z_l^k - z_l^{k+1/2}`.
+    """
+    Lm1 = net.n_linear  # L-1 linear layers
+    a, z = _forward(net, theta, X)  # forward pass, Eq. 7
+    updates = [None] * Lm1
+
+    # (a) gradient step on E w.r.t. (theta_{L-1}, a_{L-2}), Eqs. 8 and 12.
+    phi = net.blocks[-1].phi
+    J, e = cross_entropy_and_grad(z[Lm1], y)  # e = grad of L_y at phi(theta_{L-1}, a_{L-2})
+    gW, gb = phi.adjoint_theta(a[Lm1 - 1], e)
+    updates[Lm1 - 1] = (-tau * gW, -tau * gb)  # Eq. 12
+    if Lm1 > 1:
+        a_half = a[Lm1 - 1] - tau * phi.adjoint_a(theta[Lm1 - 1], e)  # Eq. 8
+
+    for l in range(Lm1 - 1, 0, -1):  # l = L-2 .. 1
+        phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
+        # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k after the forward pass) ...
+        z_half = z[l] - step_z * sigma.vjp(z[l], a[l] - a_half)  # Eq. 9
+        delta = z[l] - z_half  # = phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}, by Eq. 7
+        # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
+        if l > 1:
+            a_half = a[l - 1] - step_a * phi.adjoint_a(theta[l - 1], delta)  # Eq. 10
+        # (c) the step w.r.t. theta_l: the one line where Algorithms 1 and 2 differ.
+        updates[l - 1] = step_c(l, phi, theta[l - 1], a[l - 1], delta)
+    return J, updates
+
+
+def _gradient_step_c(step):
+    """Step (c) of Algorithm 1: theta_l - tau rho grad_theta (1/2 ||phi(theta, a) - z_half||^2), Eq. 25."""
+
+    def step_c(l, phi, theta_l, a_prev, delta):
+        gW, gb = phi.adjoint_theta(a_prev, delta)  # grad_theta phi(., a_{l-1}) delta
+        return (-step * gW, -step * gb)
+
+    return step_c
+
+
+def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos):
+    """Step (c) of Algorithm 2: the proximal step of Eq. 11 on theta_l, by the chosen solver."""
+
+    def step_c(l, phi, theta_l, a_prev, delta):
+        P = phi.patches(a_prev)  # (m, K); P = a_{l-1} for a dense layer
+        D = phi.to_rows(delta)  # (n_out, K)
+        info = ProxInfo(solver) if infos is not None else None
+        if solver == "exact":
+            DW, db = prox_exact(P, D, tau_theta, system=exact_system, info=info)  # Eq. 44
+        else:
+            grad = phi.adjoint_theta(a_prev, delta)  # delta A^T = tau grad_{theta_l} J (Eq. 26)
+            grad = (phi.weight_matrix(grad[0]), grad[1])
+            if solver == "cg":
+                DW, db = prox_cg(P, grad, tau_theta, cg_iterations, tol=cg_tol,
+                                 history=infos is not None, info=info)
+            else:
+                DW, db = prox_gradient(grad, tau_theta, info=info)
+        if infos is not None:
+            info.extra["layer"] = l
+            infos.append(info)
+        return DW.reshape(phi.weight_shape), db
+
+    return step_c
+
+
+def _apply(theta, updates):
+    """theta^{k+1} = theta^k + update, as new arrays."""
+    return [(W + dW, b + db) for (W, b), (dW, db) in zip(theta, updates)]
+
+
+# --------------------------------------------------------------------------- Algorithm 1
+def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
+    r"""Algorithm 1: forward pass, then gradient steps (a), (b), (c) on E (Eq. 3).
+
+    Parameters
+    ----------
+    net : Network with L-1 linear layers.
+    theta : list of L-1 (W, b) pairs (not modified).
+    X : (n0, N) inputs, one sample per column. y : (N,) int labels.
+    tau : float > 0, the step size of every gradient step.
+    rho, gamma : float > 0 or None (= 1/tau), the penalty weights of E.
+
+    Returns
+    -------
+    theta_new : list of (W, b) pairs. With rho = gamma = 1/tau,
+    ``theta_new = theta - tau * gradient(net, theta, X, y)`` (Proposition 1).
+    """
+    tau = check_positive(tau, "tau")
+    rho = 1 / tau if rho is None else check_positive(rho, "rho")
+    gamma = 1 / tau if gamma is None else check_positive(gamma, "gamma")
+    check_problem(net, theta, X, y)
+    # tau*rho and tau*gamma are exactly 1 by default (no rounding from tau * (1/tau)).
+    step_a = 1.0 if rho == 1 / tau else tau * rho
+    step_z = 1.0 if gamma == 1 / tau else tau * gamma
+    _, updates = _sweep(net, theta, X, y, tau, step_z, step_a, _gradient_step_c(step_a))
+    return _apply(theta, updates)
+
+
+# --------------------------------------------------------------------------- Algorithm 2
+def _check_prox_options(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system):
+    tau_theta = check_positive(tau_theta, "tau_theta")
+    check_choice(solver, "solver", SOLVERS)
+    check_choice(exact_system, "exact_system", EXACT_SYSTEMS)
+    check_choice(cg_variant, "cg_variant", CG_VARIANTS)
+    if solver == "cg":
+        if cg_iterations is None:
+            raise ValueError("cg_iterations must be given for solver='cg' (e.g. cg_iterations=3)")
+        cg_iterations = check_int(cg_iterations, "cg_iterations", 1)
+        if cg_tol is not None:
+            cg_tol = check_positive(cg_tol, "cg_tol")
+    return tau_theta, cg_iterations, cg_tol
+
+
+def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=None, cg_tol=None,
+             cg_variant="textbook", exact_system="auto", return_info=False):
+    r"""Algorithm 2 (ProxProp): Eqs. 7-12, hidden layers updated by the prox step of Eq. 11.
+
+    Parameters
+    ----------
+    net : Network with L-1 linear layers.
+    theta : list of L-1 (W, b) pairs (not modified).
+    X : (n0, N) inputs, one sample per column. y : (N,) int labels.
+    tau : float > 0, step size of the explicit steps (Eqs. 8, 12); rho = gamma = 1/tau.
+    tau_theta : float > 0, step size of the proximal steps (Eq. 11).
+    solver : ``"exact"`` (Eq. 44 by Cholesky), ``"cg"`` (matrix-free CG) or ``"gradient"``
+        (the explicit step of size tau_theta on the same quadratic; with tau_theta = 1
+        this is Algorithm 1).
+    cg_iterations : int >= 1, required for ``solver="cg"``: the number of operator
+        applications per layer.
+    cg_tol : float > 0 or None: stop CG early once every row's residual has fallen by
+        this factor.
+    cg_variant : ``"textbook"``.
+    exact_system : ``"auto"`` (the smaller), ``"primal"`` ((n_in+1)^2) or ``"batch"`` (N x N).
+    return_info : also return one :class:`~penaltyprop.prox.ProxInfo` per hidden layer
+        (with the CG residual history).
+
+    Returns
+    -------
+    theta_new, or ``(theta_new, infos)`` with ``return_info=True``. For the prox layers
+    ``theta_new - theta = -tau M^{-1} grad J`` (Proposition 2, Eq. 13); the last layer
+    takes the gradient step of Eq. 12.
+    """
+    tau = check_positive(tau, "tau")
+    tau_theta, cg_iterations, cg_tol = _check_prox_options(
+        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system)
+    check_problem(net, theta, X, y)
+    infos = [] if return_info else None
+    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos)
+    _, updates = _sweep(net, theta, X, y, tau, 1.0, 1.0, step_c)  # rho = gamma = 1/tau
+    theta_new = _apply(theta, updates)
+    return (theta_new, infos[::-1]) if return_info else theta_new
+
+
+def _proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iterations=None,
+                        cg_tol=None, cg_variant="textbook", exact_system="auto"):
+    """(J, direction) without input checks: for the training loop."""
+    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, None)
+    J, updates = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)  # tau = 1: the update is -direction
+    return J, [(-dW, -db) for dW, db in updates]
+
+
+def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iterations=None,
+                       cg_tol=None, cg_variant="textbook", exact_system="auto"):
+    r"""The ProxProp direction :math:`(\theta^k - \theta^{k+1})/\tau` for first-order optimizers.
+
+    By Proposition 2 it equals :math:`M_l^{-1}\nabla_{\theta_l}J` on the prox layers
+    (exactly for ``solver="exact"``, approximately for CG) and :math:`\nabla_{\theta_{L-1}}J`
+    on the last layer, whatever tau is; it is computed with tau = 1 (DESIGN.md,
+    decision 2). An optimizer consumes it like a gradient: plain SGD with learning rate
+    tau reproduces :func:`proxprop`.
+
+    Parameters
+    ----------
+    As :func:`proxprop`, without tau.
+
+    Returns
+    -------
+    list of (dW, db) pairs with the structure of theta.
+    """
+    tau_theta, cg_iterations, cg_tol = _check_prox_options(
+        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system)
+    check_problem(net, theta, X, y)
+    return _proxprop_direction(net, theta, X, y, tau_theta, solver, cg_iterations, cg_tol,
+                               cg_variant, exact_system)[1]

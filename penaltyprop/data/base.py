@@ -1,0 +1,198 @@
+r"""What every data set shares: the :class:`Dataset` record, its errors, its cache folder,
+the split / scale / subset rule, and :func:`batch_last`.
+
+Data sets are stored samples-first, one image per row of ``X`` (shape (N, d)), as they sit
+on disk. The paper's algorithms want a sample per column (a_0 = X has shape (n_0, N)).
+:func:`batch_last` is the one place in the package that converts between the two.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backend import array_module
+from ..backend import numpy as np
+
+#: Environment variable naming the data folder (download cache, or extracted data sets).
+DATA_DIR_ENV = "PENALTYPROP_DATA_DIR"
+
+
+class DataError(ValueError):
+    """A data set is missing, incomplete, corrupted, or could not be downloaded.
+
+    The message is one line that says what is wrong and what to do about it.
+    """
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set split into training, validation and test parts, samples-first.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`penaltyprop.data.DATASETS`.
+    X_train, X_val, X_test : (N, d) float arrays on the host, pixels in [0, 1], read-only.
+        One sample per row; ``d = C * H * W`` with the pixels in (C, H, W) order.
+    y_train, y_val, y_test : (N,) int64 arrays, labels in ``0 .. n_classes - 1``, read-only.
+    n_classes : int
+    image_shape : tuple of int
+        (C, H, W) of one image, e.g. (1, 8, 8), (3, 32, 32), (1, 28, 28).
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    image_shape: tuple
+
+    @property
+    def n_features(self) -> int:
+        """d = C * H * W, the length of one sample (n_0 in the paper)."""
+        return self.X_train.shape[1]
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, "
+                f"test={len(self.y_test)}, image_shape={self.image_shape}, "
+                f"n_classes={self.n_classes}, dtype={self.X_train.dtype})")
+
+
+def batch_last(X, image_shape=None):
+    r"""Turn samples-first data into the paper's batch-last layout (a sample per column).
+
+    This is the one place where the package changes between the two layouts.
+
+    Parameters
+    ----------
+    X : (N, d) array, NumPy or CuPy
+        One sample per row, as stored in a :class:`Dataset`.
+    image_shape : tuple (C, H, W), optional
+        With it, every row is unflattened into an image, for convolutional networks.
+
+    Returns
+    -------
+    (d, N) C-contiguous array when ``image_shape`` is None, else (C, H, W, N), on X's backend.
+
+    Raises
+    ------
+    ValueError
+        If X is not 2-D, or ``C * H * W != d``.
+    """
+    xp = array_module(X)
+    if X.ndim != 2:
+        raise ValueError(f"batch_last: X must have shape (N, d), got {X.shape}")
+    N, d = X.shape
+    if image_shape is None:
+        return xp.ascontiguousarray(X.T)  # (d, N)
+    C, H, W = image_shape
+    if C * H * W != d:
+        raise ValueError(f"batch_last: image_shape {tuple(image_shape)} has {C * H * W} "
+                         f"pixels but X has d = {d}")
+    return xp.ascontiguousarray(X.reshape(N, C, H, W).transpose(1, 2, 3, 0))  # (C, H, W, N)
+
+
+def cache_dir() -> Path:
+    """The folder where data sets are looked for and downloaded to.
+
+    ``$PENALTYPROP_DATA_DIR`` if set; else ``<repo>/data`` when the package runs from a
+    source checkout; else the user cache, ``pooch.os_cache("penaltyprop")``.
+
+    Returns
+    -------
+    pathlib.Path (it may not exist yet).
+    """
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    repo = Path(__file__).resolve().parents[2]  # penaltyprop/data/base.py -> repo root
+    if (repo / "data").is_dir() and (repo / "pyproject.toml").is_file():
+        return repo / "data"
+    import pooch
+
+    return Path(pooch.os_cache("penaltyprop"))
+
+
+def data_root(data_dir=None) -> Path:
+    """``data_dir`` as a Path when given, else :func:`cache_dir`."""
+    return Path(data_dir).expanduser() if data_dir is not None else cache_dir()
+
+
+def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shape,
+                       dtype="float32", subset=None) -> Dataset:
+    r"""Assemble a :class:`Dataset` from raw pixels, the same way for every data set.
+
+    The LAST ``n_val`` training samples are the validation set (the paper's rule for CIFAR-10).
+    Pixels are divided by ``scale``. With ``subset = n``, the first n training samples are kept,
+    and the validation and test sets shrink by the same factor: the first
+    ``ceil(n * n_val / n_train)`` of each (never more than they hold).
+
+    Parameters
+    ----------
+    name : str
+    train, test : pairs (images, labels)
+        images: (N, d) uint8 array; labels: (N,) integer array. ``train`` still holds the
+        validation samples at its end.
+    n_val : int
+        Size of the validation set, taken from the end of ``train``.
+    scale : number
+        The pixels are divided by it (the maximum pixel value).
+    n_classes : int
+    image_shape : tuple (C, H, W)
+    dtype : str or dtype, a floating type
+    subset : int, optional
+        Number of training samples to keep, 1 .. n_train.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        For a non-float ``dtype`` or a ``subset`` outside 1 .. n_train.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating type such as 'float32', got {dtype}")
+    (X, y), (X_test, y_test) = train, test
+    n_train = len(y) - n_val
+    X_train, y_train, X_val, y_val = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+    if subset is not None:
+        if not (isinstance(subset, (int, np.integer)) and 1 <= subset <= n_train):
+            raise ValueError(f"subset must be an integer in 1..{n_train} for {name!r}, "
+                             f"got {subset!r}")
+        def keep(n):  # ceil(subset * n / n_train), in exact integer arithmetic
+            return -(-subset * n // n_train)
+
+        X_train, y_train = X_train[:subset], y_train[:subset]
+        X_val, y_val = X_val[:keep(len(y_val))], y_val[:keep(len(y_val))]
+        X_test, y_test = X_test[:keep(len(y_test))], y_test[:keep(len(y_test))]
+
+    def pixels(images):
+        out = images.astype(dtype)  # (N, d), a fresh array
+        out /= scale
+        return _read_only(out)
+
+    def labels(values):
+        return _read_only(np.array(values, dtype=np.int64))
+
+    return Dataset(name, pixels(X_train), labels(y_train), pixels(X_val), labels(y_val),
+                   pixels(X_test), labels(y_test), n_classes, tuple(image_shape))
+
+
+def check_labels(labels, n_classes, source) -> None:
+    """Raise :class:`DataError` naming ``source`` if a label lies outside 0 .. n_classes - 1."""
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: label {int(labels[i])} of sample {i} is outside "
+                        f"0..{n_classes - 1}; the file is corrupted, replace it")
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a

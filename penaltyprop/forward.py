@@ -1,0 +1,101 @@
+r"""The forward pass with explicit activations (Eq. 7), the loss J (Eq. 1) and its gradient.
+
+``forward`` keeps every :math:`z_l` and :math:`a_l`, because the penalty formulation
+treats them as variables (Fig. 1). ``gradient`` is *classical* backpropagation, the
+chain rule written out, independent of the penalty machinery: it is the reference
+that Proposition 1 compares Algorithm 1 against.
+"""
+from __future__ import annotations
+
+from .checks import check_problem
+from .losses import accuracy, cross_entropy, cross_entropy_and_grad
+
+
+def forward(net, theta, X):
+    r"""Forward pass keeping every activation, Eq. 7.
+
+    .. math:: z_l = \phi(\theta_l, a_{l-1}), \quad a_l = \sigma(z_l), \quad l = 1..L-2,
+              \qquad a_0 = X, \quad z_{L-1} = \phi(\theta_{L-1}, a_{L-2}).
+
+    Parameters
+    ----------
+    net : Network
+    theta : list of L-1 (W, b) pairs
+    X : (n0, N) array (for a CNN (C, H, W, N)), one sample per column.
+
+    Returns
+    -------
+    a : list of L-1 arrays, ``a[l]`` = :math:`a_l` of shape (n_l, N); ``a[0]`` is X.
+    z : list of L entries, ``z[l]`` = :math:`z_l` for l = 1..L-1; ``z[0]`` is None and
+        ``z[L-1]`` holds the class scores :math:`\phi(\theta_{L-1}, a_{L-2})`, shape (C, N).
+    """
+    check_problem(net, theta, X)
+    return _forward(net, theta, X)
+
+
+def _forward(net, theta, X):
+    a, z = [X], [None]
+    for l in range(1, net.n_linear):  # l = 1 .. L-2
+        phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
+        z.append(phi(theta[l - 1], a[l - 1]))  # Eq. 7: z_l = phi(theta_l, a_{l-1})
+        a.append(sigma(z[l]))  # Eq. 7: a_l = sigma(z_l)
+    z.append(net.blocks[-1].phi(theta[-1], a[-1]))  # class scores z_{L-1}
+    return a, z
+
+
+def logits(net, theta, X):
+    """Class scores phi(theta_{L-1}, a_{L-2}) of shape (C, N), without keeping activations."""
+    a = X
+    for blk, theta_l in zip(net.blocks[:-1], theta[:-1]):
+        a = blk.sigma(blk.phi(theta_l, a))
+    return net.blocks[-1].phi(theta[-1], a)
+
+
+def loss(net, theta, X, y):
+    r"""Training loss :math:`J(\theta; X, y)`, Eq. 1: softmax cross-entropy, mean over N.
+
+    Parameters
+    ----------
+    net, theta : the network and its parameters.
+    X : (n0, N) inputs. y : (N,) int labels in 0..C-1.
+
+    Returns
+    -------
+    0-d array on X's backend.
+    """
+    check_problem(net, theta, X, y)
+    return cross_entropy(logits(net, theta, X), y)
+
+
+def loss_and_accuracy(net, theta, X, y):
+    """``(J, accuracy)`` for one batch, both 0-d arrays (no checks: for the training loop)."""
+    s = logits(net, theta, X)
+    return cross_entropy(s, y), accuracy(s, y)
+
+
+def gradient(net, theta, X, y):
+    r""":math:`\nabla J(\theta; X, y)` by classical backpropagation (the chain rule, Eq. 2).
+
+    .. math:: e_{L-1} = \nabla\mathcal{L}_y(z_{L-1}),\quad
+              \nabla_{\theta_l} J = \nabla_\theta\phi(\cdot, a_{l-1})\, e_l,\quad
+              e_{l-1} = \nabla\sigma(z_{l-1})\,\nabla_a\phi(\theta_l, a_{l-1})\, e_l .
+
+    Returns
+    -------
+    list of (dW, db) pairs with the structure of ``theta``.
+    """
+    check_problem(net, theta, X, y)
+    return _gradient(net, theta, X, y)[1]
+
+
+def _gradient(net, theta, X, y):
+    """(J, grad J) from one forward and one backward pass (no checks)."""
+    a, z = _forward(net, theta, X)
+    J, e = cross_entropy_and_grad(z[-1], y)  # e_{L-1} = dL/dz_{L-1}, shape (C, N)
+    grads = [None] * net.n_linear
+    for l in range(net.n_linear, 0, -1):  # l = L-1 .. 1
+        phi = net.blocks[l - 1].phi
+        grads[l - 1] = phi.adjoint_theta(a[l - 1], e)
+        if l > 1:  # no error is needed for the data a_0 = X
+            e = net.blocks[l - 2].sigma.vjp(z[l - 1], phi.adjoint_a(theta[l - 1], e))
+    return J, grads

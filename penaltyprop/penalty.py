@@ -1,0 +1,58 @@
+r"""The quadratic penalty energy E(theta, a, z) of Eq. 3.
+
+.. math::
+    E(\theta, a, z) = \mathcal{L}_y(\phi(\theta_{L-1}, a_{L-2}))
+      + \sum_{l=1}^{L-2} \frac{\gamma}{2}\|\sigma(z_l) - a_l\|^2
+      + \frac{\rho}{2}\|\phi(\theta_l, a_{l-1}) - z_l\|^2 .
+
+Algorithms 1 and 2 take minimisation steps on E, one block of variables at a time.
+The loss term is the *mean* over the batch (as in :func:`penaltyprop.loss`); the
+penalty terms are plain sums of squares (Frobenius norms).
+"""
+from __future__ import annotations
+
+from .checks import check_positive, check_problem
+from .losses import cross_entropy
+
+
+def penalty_energy(net, theta, a, z, y, rho, gamma):
+    r"""The penalty energy E(theta, a, z) of Eq. 3.
+
+    Parameters
+    ----------
+    net : Network with L-1 linear layers.
+    theta : list of L-1 (W, b) pairs.
+    a : list of at least L-1 arrays; ``a[l]`` is :math:`a_l` (``a[0]`` is X), as returned
+        by :func:`penaltyprop.forward`.
+    z : list of at least L-1 entries; ``z[l]`` is :math:`z_l` for l = 1..L-2 (``z[0]`` is
+        ignored; a trailing ``z[L-1]``, the class scores, is ignored too: E recomputes
+        :math:`\phi(\theta_{L-1}, a_{L-2})`).
+    y : (N,) int labels.
+    rho, gamma : float > 0, the penalty weights.
+
+    Returns
+    -------
+    0-d array: E.
+    """
+    rho = check_positive(rho, "rho")
+    gamma = check_positive(gamma, "gamma")
+    Lm1 = net.n_linear  # L-1
+    if len(a) < Lm1 or len(z) < Lm1:
+        raise ValueError(f"a and z must hold the activations a_0..a_{Lm1 - 1} and z_1..z_{Lm1 - 1} "
+                         f"(lists of length >= {Lm1}), got lengths {len(a)} and {len(z)}")
+    check_problem(net, theta, a[0], y)
+    E = cross_entropy(net.blocks[-1].phi(theta[-1], a[Lm1 - 1]), y)  # L_y(phi(theta_{L-1}, a_{L-2}))
+    for l in range(1, Lm1):  # l = 1 .. L-2
+        blk = net.blocks[l - 1]
+        E = E + gamma / 2 * ((blk.sigma(z[l]) - a[l]) ** 2).sum()  # gamma/2 ||sigma(z_l) - a_l||^2
+        E = E + rho / 2 * ((blk.phi(theta[l - 1], a[l - 1]) - z[l]) ** 2).sum()  # rho/2 ||phi - z_l||^2
+    return E
+
+
+def layer_penalty(phi, theta_l, a_prev, z_target):
+    r"""One layer's quadratic :math:`\tfrac12\|\phi(\theta_l, a_{l-1}) - z_l\|^2` (Eqs. 4, 11).
+
+    This is the function whose proximal step Eq. 11 takes; Section 4.1's stability
+    argument is about it. Returns a 0-d array.
+    """
+    return 0.5 * ((phi(theta_l, a_prev) - z_target) ** 2).sum()

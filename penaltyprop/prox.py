@@ -1,0 +1,222 @@
+r"""Proximal steps on one layer's parameters, Eq. 11 (closed form: Eq. 44; or CG).
+
+For one linear layer with patch matrix P (m, K) (``P = a_{l-1}`` for a dense layer),
+parameters :math:`\Theta = [W_{\mathrm{mat}}, b]` (n_out, m+1), :math:`A = [P; \mathbf{1}^\top]`
+(m+1, K) and the rows of the forward-pass output :math:`z^k = \Theta^k A`, Eq. 11 reads
+
+.. math:: \Theta^{k+1} = \arg\min_\Theta \tfrac12 \|\Theta A - z^{k+1/2}\|^2
+          + \tfrac{1}{2\tau_\theta}\|\Theta - \Theta^k\|^2 .
+
+Its optimality condition, written for the update :math:`D = \Theta^{k+1} - \Theta^k`
+and :math:`\delta = z^k - z^{k+1/2}` (so that :math:`\delta A^\top` is the layer's
+backpropagated gradient, :math:`\tau\nabla_{\theta_l}J`, Eq. 26), is
+
+.. math:: D\,(A A^\top + I/\tau_\theta) = -\delta A^\top  \qquad (\text{Eqs. 30, 44}).
+
+Eq. 44 is the same statement for :math:`\Theta^{k+1}`:
+:math:`\Theta^{k+1} = (z^{k+1/2}A^\top + \Theta^k/\tau_\theta)(AA^\top + I/\tau_\theta)^{-1}`;
+subtracting :math:`\Theta^k` and using :math:`z^k = \Theta^k A` gives the update form, which
+avoids cancellation. (Eq. 42 in the paper's appendix omits a factor :math:`\tau_\theta` in
+front of :math:`(A^k)^\top\operatorname{vec}(z^{k+1/2})`; Eq. 44 is correct.)
+
+Every row of D (every output unit; every output channel of a convolution) is an
+independent linear system with the same symmetric positive definite matrix
+:math:`H = AA^\top + I/\tau_\theta`. Three ways to solve it live here:
+
+* :func:`prox_exact` with ``system="primal"``: Cholesky of the (m+1) x (m+1) matrix H;
+* :func:`prox_exact` with ``system="batch"``: the push-through identity
+  :math:`A^\top(AA^\top + I/\tau_\theta)^{-1} = (A^\top A + I/\tau_\theta)^{-1}A^\top` turns it into a
+  K x K Cholesky solve, :math:`D = -(\delta\,(A^\top A + I/\tau_\theta)^{-1})A^\top`
+  (DESIGN.md, decision 3); ``system="auto"`` takes the smaller;
+* :func:`prox_cg`: matrix-free conjugate gradient, one independent CG per row,
+  started at :math:`\Theta^k` (D = 0).
+
+and :func:`prox_gradient`, the explicit step of the same size, for comparison.
+No explicit inverse is ever formed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backend import array_module, cho_solve, cholesky, to_host
+
+EXACT_SYSTEMS = ("auto", "primal", "batch")
+CG_VARIANTS = ("textbook",)
+
+
+@dataclass
+class ProxInfo:
+    """What one prox solve did: solver, system size, iterations and residual history.
+
+    ``residual_norms`` is a host array of shape (iterations + 1, n_out): row by row
+    :math:`\\|r_i\\|` of :math:`r = -\\delta A^\\top - D H` before the first and after
+    every CG iteration (only for ``solver="cg"`` with history requested).
+    """
+
+    solver: str
+    system: str = ""
+    size: int = 0
+    iterations: int = 0
+    residual_norms: object = None
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the operator
+def apply_A(VW, vb, P):
+    r""":math:`(V_W, v_b) \mapsto V_W P + v_b\mathbf{1}^\top`, the forward map :math:`\phi` in rows (Eq. 29)."""
+    return VW @ P + vb[:, None]  # (n_out, m) @ (m, K) -> (n_out, K)
+
+
+def apply_At(R, P):
+    r""":math:`R \mapsto R A^\top = (R P^\top, R\mathbf{1})`, the adjoint of :math:`\phi` in theta (Eq. 43)."""
+    return R @ P.T, R.sum(axis=1)  # (n_out, K) @ (K, m); (n_out,)
+
+
+def apply_H(VW, vb, P, tau_theta):
+    r""":math:`V \mapsto V (AA^\top + I/\tau_\theta)`: one application of :math:`M_l^k` (Eq. 14)
+    to every row; costs one forward map and one adjoint."""
+    QW, qb = apply_At(apply_A(VW, vb, P), P)
+    return QW + VW / tau_theta, qb + vb / tau_theta
+
+
+def _rowdot(UW, ub, VW, vb):
+    """Row-wise inner products <U_i, V_i> of two (W, b) pairs: shape (n_out,)."""
+    return (UW * VW).sum(axis=1) + ub * vb
+
+
+# --------------------------------------------------------------------------- exact
+def choose_system(m, K, system="auto"):
+    """``"primal"`` ((m+1) x (m+1) system) or ``"batch"`` (K x K), the smaller for ``"auto"``."""
+    if system == "auto":
+        return "batch" if K < m + 1 else "primal"
+    return system
+
+
+def prox_exact(P, delta, tau_theta, system="auto", grad=None, info=None):
+    r"""Exact proximal step (Eq. 11) in closed form (Eq. 44), as an update D.
+
+    Parameters
+    ----------
+    P : (m, K) patch matrix (the layer input :math:`a_{l-1}` for a dense layer).
+    delta : (n_out, K) rows of :math:`z^k - z^{k+1/2}`.
+    tau_theta : float > 0.
+    system : ``"auto"``, ``"primal"`` or ``"batch"`` (see the module docstring).
+    grad : optional ``(delta P^T, delta 1)`` if the caller has it (the primal system uses it).
+    info : optional :class:`ProxInfo` to fill in.
+
+    Returns
+    -------
+    (DW, db) : (n_out, m) and (n_out,), with :math:`\Theta^{k+1} = \Theta^k + D`.
+    """
+    xp = array_module(P)
+    m, K = P.shape
+    system = choose_system(m, K, system)
+    if system == "batch":
+        # G = A^T A + I/tau_theta = P^T P + 1 1^T + I/tau_theta, K x K
+        G = P.T @ P
+        G += 1
+        G[xp.diag_indices(K)] += 1 / tau_theta
+        Y = cho_solve(cholesky(G), delta.T).T  # Y = delta G^{-1}, (n_out, K)
+        DW, db = apply_At(-Y, P)  # D = -Y A^T
+    else:
+        # H = A A^T + I/tau_theta = [[P P^T, P 1], [1^T P^T, K]] + I/tau_theta, (m+1) x (m+1)
+        H = xp.empty((m + 1, m + 1), dtype=P.dtype)
+        H[:m, :m] = P @ P.T
+        H[:m, m] = H[m, :m] = P.sum(axis=1)
+        H[m, m] = K
+        H[xp.diag_indices(m + 1)] += 1 / tau_theta
+        gW, gb = grad if grad is not None else apply_At(delta, P)  # delta A^T
+        rhs = xp.concatenate([gW, gb[:, None]], axis=1)  # (n_out, m+1)
+        D = -cho_solve(cholesky(H), rhs.T).T  # D H = -delta A^T (H symmetric)
+        DW, db = D[:, :m], D[:, m]
+    if info is not None:
+        info.solver, info.system, info.size = "exact", system, (K if system == "batch" else m + 1)
+    return DW, db
+
+
+# --------------------------------------------------------------------------- conjugate gradient
+def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
+    r"""Proximal step (Eq. 11) by matrix-free conjugate gradient, one CG per row (Sec. 4.2.2).
+
+    Solves :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top` row by row, started at
+    :math:`D_0 = 0`, i.e. at :math:`\theta^k`. Then the first residual is
+    :math:`r_0 = -\delta A^\top`, the negative (scaled) gradient the algorithm already
+    has (``grad``): it is not recomputed. Each row i has its own step lengths,
+
+    .. math:: \alpha_i = \frac{\langle r_i, r_i\rangle}{\langle p_i, (Hp)_i\rangle},\quad
+              D_i \mathrel{+}= \alpha_i p_i,\quad r_i \mathrel{-}= \alpha_i (Hp)_i,\quad
+              \beta_i = \frac{\langle r_i^+, r_i^+\rangle}{\langle r_i, r_i\rangle},\quad
+              p_i \leftarrow r_i^+ + \beta_i p_i .
+
+    A row whose residual is exactly zero (e.g. a unit that received no gradient) has
+    converged: its step lengths are set to 0 rather than 0/0. No epsilon is added.
+
+    Parameters
+    ----------
+    P : (m, K) patch matrix.
+    grad : (gW, gb) = :math:`\delta A^\top`, shapes (n_out, m) and (n_out,).
+    tau_theta : float > 0.
+    iterations : int >= 1. Exactly this many applications of H are made, unless ``tol``
+        is given: then the loop stops early once every row satisfies
+        :math:`\|r_i\| \le \mathrm{tol}\cdot\|r_{0,i}\|`.
+    history : bool, record the row residual norms after every iteration in ``info``.
+    info : optional :class:`ProxInfo` to fill in.
+
+    Returns
+    -------
+    (DW, db) : the update :math:`\Theta^{k+1} - \Theta^k`.
+
+    Notes
+    -----
+    Proposition 5: for any number of iterations, :math:`\langle D, -\delta A^\top\rangle > 0`,
+    i.e. the update is a descent direction (the k-th iterate minimises the quadratic
+    over the Krylov space spanned by :math:`r_0, Hr_0, \ldots, H^{k-1}r_0`).
+    """
+    xp = array_module(P)
+    gW, gb = grad
+    DW, db = xp.zeros_like(gW), xp.zeros_like(gb)
+    rW, rb = -gW, -gb  # r_0 = b - H D_0 = -delta A^T (D_0 = 0, i.e. theta = theta^k)
+    pW, pb = rW, rb
+    rr = _rowdot(rW, rb, rW, rb)  # (n_out,)
+    rr0 = rr
+    norms = [xp.sqrt(rr)] if history else None
+    done = 0
+    for _ in range(iterations):
+        qW, qb = apply_H(pW, pb, P, tau_theta)  # q = H p: the one operator application
+        pq = _rowdot(pW, pb, qW, qb)
+        alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
+        DW = DW + alpha[:, None] * pW
+        db = db + alpha * pb
+        rW = rW - alpha[:, None] * qW
+        rb = rb - alpha * qb
+        rr_new = _rowdot(rW, rb, rW, rb)
+        beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
+        pW = rW + beta[:, None] * pW
+        pb = rb + beta * pb
+        rr = rr_new
+        done += 1
+        if history:
+            norms.append(xp.sqrt(rr))
+        if tol is not None and bool((rr <= tol * tol * rr0).all()):
+            break
+    if info is not None:
+        info.solver, info.system, info.size, info.iterations = "cg", "matrix-free", P.shape[0] + 1, done
+        if history:
+            info.residual_norms = to_host(xp.stack(norms))
+    return DW, db
+
+
+# --------------------------------------------------------------------------- explicit step
+def prox_gradient(grad, tau_theta, info=None):
+    r"""The explicit counterpart of Eq. 11: one gradient step of size :math:`\tau_\theta` on
+    :math:`\tfrac12\|\phi(\theta, a) - z^{k+1/2}\|^2` from :math:`\theta^k`, i.e.
+    :math:`D = -\tau_\theta\,\delta A^\top`.
+
+    With :math:`\tau_\theta = 1` this is exactly step (c) of Algorithm 1 for
+    :math:`\rho = 1/\tau` (Eq. 25). Section 4.1: unlike the prox step it increases the
+    layer's quadratic once :math:`\tau_\theta > 2/\lambda_{\max}(AA^\top)`.
+    """
+    gW, gb = grad
+    if info is not None:
+        info.solver = "gradient"
+    return -tau_theta * gW, -tau_theta * gb

@@ -25,7 +25,7 @@ class DataError(ValueError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on arrays would be ambiguous: compare fields instead
 class Dataset:
     """A data set split into training, validation and test parts, samples-first.
 

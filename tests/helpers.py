@@ -36,3 +36,27 @@ def rel_diff(p, q):
 def copy_params(theta):
     """A deep host copy of theta, to check that an algorithm did not modify its input."""
     return [(to_host(W).copy(), to_host(b).copy()) for W, b in theta]
+
+
+def explicit_M(a_prev, tau_theta):
+    """M_l of Eq. 14 for a dense layer, formed explicitly, acting on the row-major vec of [W, b].
+
+    With A = [a_{l-1}; 1^T] (n_in+1, N), (grad phi)(grad phi)^* maps [W, b] to [W, b] A A^T,
+    so in the row-major vec of the (n_out, n_in+1) matrix [W, b] it is kron(I, A A^T).
+    Returns the (n_in+1) x (n_in+1) block B = A A^T + I/tau_theta; M = kron(I_{n_out}, B).
+    """
+    a_prev = to_host(a_prev)
+    A = np.vstack([a_prev, np.ones((1, a_prev.shape[1]))])
+    return A @ A.T + np.eye(A.shape[0]) / tau_theta
+
+
+def wb(pair):
+    """[W, b] as one host (n_out, n_in+1) matrix (W reshaped to (n_out, -1) for a conv)."""
+    W, b = to_host(pair[0]), to_host(pair[1])
+    return np.concatenate([W.reshape(W.shape[0], -1), b[:, None]], axis=1)
+
+
+def cos_angle(u, v):
+    """cos of the angle between two arrays, flattened."""
+    u, v = np.ravel(u), np.ravel(v)
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))

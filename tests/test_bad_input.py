@@ -1,0 +1,128 @@
+"""Bad input gets a ValueError that names the argument, never a deep traceback or NaN."""
+import numpy as np
+import pytest
+
+import penaltyprop as pp
+from helpers import random_problem
+
+
+@pytest.fixture
+def problem():
+    return random_problem([5, 6, 4, 3], 7, seed=0)
+
+
+def test_wrong_X_shape(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match=r"X must have shape \(5, 'N'\)"):
+        pp.proxprop(net, theta, X.T, y, 1.0, 1.0)
+    with pytest.raises(ValueError, match="X must have shape"):
+        pp.forward(net, theta, X[:, 0])
+
+
+def test_non_finite_X(problem):
+    net, theta, X, y = problem
+    X = X.copy()
+    X[2, 3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        pp.penalty_backprop(net, theta, X, y, 0.1)
+    X[2, 3] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        pp.gradient(net, theta, X, y)
+
+
+def test_integer_X(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="X must be a floating array"):
+        pp.loss(net, theta, X.astype(int), y)
+
+
+@pytest.mark.parametrize("bad", [np.array([0, 1, 2, 3, 0, 1, 7]), np.array([0, -1, 2, 0, 0, 1, 2])])
+def test_labels_out_of_range(problem, bad):
+    net, theta, X, _ = problem
+    with pytest.raises(ValueError, match=r"y must hold labels in 0\.\.2"):
+        pp.loss(net, theta, X, bad)
+
+
+def test_labels_wrong_shape_or_type(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match=r"y must have shape \(7,\)"):
+        pp.gradient(net, theta, X, y[:5])
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        pp.gradient(net, theta, X, y.astype(float))
+
+
+@pytest.mark.parametrize("tau", [0, -1.0, float("nan"), float("inf"), "1"])
+def test_tau_must_be_positive(problem, tau):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        pp.proxprop(net, theta, X, y, tau, 1.0)
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        pp.penalty_backprop(net, theta, X, y, tau)
+
+
+@pytest.mark.parametrize("tau_theta", [0, -0.5])
+def test_tau_theta_must_be_positive(problem, tau_theta):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="tau_theta must be a finite number > 0"):
+        pp.proxprop(net, theta, X, y, 1.0, tau_theta)
+    with pytest.raises(ValueError, match="tau_theta"):
+        pp.proxprop_direction(net, theta, X, y, tau_theta)
+
+
+def test_rho_gamma_must_be_positive(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="rho must be"):
+        pp.penalty_backprop(net, theta, X, y, 1.0, rho=-1.0)
+    with pytest.raises(ValueError, match="gamma must be"):
+        pp.penalty_backprop(net, theta, X, y, 1.0, gamma=0.0)
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.5, None])
+def test_cg_iterations_must_be_a_positive_integer(problem, k):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="cg_iterations"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=k)
+
+
+def test_unknown_options(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match="solver must be one of"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="newton")
+    with pytest.raises(ValueError, match="exact_system must be one of"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, exact_system="dual")
+    with pytest.raises(ValueError, match="cg_variant must be one of"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="fast")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        pp.mlp([3, 4, 2], activation="softplus")
+    with pytest.raises(ValueError, match="dtype must be"):
+        pp.mlp([3, 2]).init(dtype="float16")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        pp.mlp([3, 2]).init(backend="jax")
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError, match="sizes needs at least"):
+        pp.mlp([3])
+    with pytest.raises(ValueError, match="sizes must be positive integers"):
+        pp.mlp([3, 0, 2])
+
+
+def test_theta_that_does_not_fit_the_network(problem):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match=r"theta must be a list of 3 \(W, b\) pairs"):
+        pp.proxprop(net, theta[:2], X, y, 1.0, 1.0)
+    bad = list(theta)
+    bad[1] = (theta[1][0].T, theta[1][1])
+    with pytest.raises(ValueError, match=r"theta\[1\]\[0\] \(W\) must have shape \(4, 6\)"):
+        pp.gradient(net, bad, X, y)
+    with pytest.raises(ValueError, match="dtype float32 but X has float64"):
+        pp.gradient(net, [(W.astype(np.float32), b.astype(np.float32)) for W, b in theta], X, y)
+
+
+def test_energy_arguments(problem):
+    net, theta, X, y = problem
+    a, z = pp.forward(net, theta, X)
+    with pytest.raises(ValueError, match="rho must be"):
+        pp.penalty_energy(net, theta, a, z, y, rho=0, gamma=1)
+    with pytest.raises(ValueError, match="a and z must hold"):
+        pp.penalty_energy(net, theta, a[:1], z, y, rho=1, gamma=1)

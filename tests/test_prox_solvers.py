@@ -1,0 +1,125 @@
+"""The prox solvers agree with independent linear-algebra oracles.
+
+- The primal ((m+1) x (m+1)) and batch-space (K x K) exact solves are the same
+  update (push-through identity) to rounding, and satisfy the optimality condition
+  D (A A^T + I/tau_theta) = -delta A^T of Eq. 11 (Eqs. 30, 44).
+- Our vectorised CG is textbook CG: row by row it matches scipy.sparse.linalg.cg
+  started at theta^k, after the same number of iterations.
+- cg_tol stops early once every row's residual has fallen by that factor; the residual
+  history is the true residual of the returned iterate.
+"""
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+import penaltyprop as pp
+from penaltyprop.backend import get_backend, to_device, to_host
+from penaltyprop.prox import ProxInfo, choose_system, prox_cg, prox_exact
+from helpers import random_problem
+
+
+def layer(seed, m, K, n_out=4):
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((m, K))
+    delta = rng.standard_normal((n_out, K))
+    return P, delta
+
+
+def H_of(P, tau_theta):
+    A = np.vstack([P, np.ones((1, P.shape[1]))])
+    return A @ A.T + np.eye(A.shape[0]) / tau_theta
+
+
+@pytest.mark.parametrize("m,K", [(3, 10), (10, 3), (7, 7), (1, 1), (20, 5)])
+@pytest.mark.parametrize("tau_theta", [1e-3, 0.05, 1.0, 1e3])
+def test_primal_and_batch_exact_solves_agree_and_are_optimal(backend, m, K, tau_theta):
+    xp = get_backend(backend)
+    P, delta = layer(m * 100 + K, m, K)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    Dp = np.hstack([to_host(x).reshape(4, -1) for x in prox_exact(Pd, dd, tau_theta, "primal")])
+    Db = np.hstack([to_host(x).reshape(4, -1) for x in prox_exact(Pd, dd, tau_theta, "batch")])
+    scale = np.max(np.abs(Dp))
+    # both are backward-stable Cholesky solves of systems with cond <= 1 + tau_theta ||A||^2
+    cond = 1 + tau_theta * np.linalg.norm(np.vstack([P, np.ones((1, K))]), 2) ** 2
+    assert np.max(np.abs(Dp - Db)) <= 1e-14 * cond * scale + 1e-300
+    A = np.vstack([P, np.ones((1, K))])
+    residual = Dp @ H_of(P, tau_theta) + delta @ A.T  # optimality condition of Eq. 11
+    assert np.max(np.abs(residual)) <= 1e-13 * cond * np.max(np.abs(delta @ A.T))
+
+
+def test_auto_picks_the_smaller_system():
+    assert choose_system(m=3072, K=500) == "batch"
+    assert choose_system(m=75, K=500 * 32 * 32) == "primal"
+    assert choose_system(m=4, K=5) == "primal"  # 5 unknowns either way: primal
+    info = ProxInfo("exact")
+    P, delta = layer(0, 12, 5)
+    prox_exact(P, delta, 1.0, info=info)
+    assert (info.system, info.size) == ("batch", 5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("tau_theta", [0.05, 1.0, 20.0])
+def test_cg_matches_scipy_cg_row_by_row(backend, k, tau_theta):
+    xp = get_backend(backend)
+    m, K, n_out = 8, 6, 5
+    rng = np.random.default_rng(k)
+    P, delta = layer(k, m, K, n_out)
+    Theta = rng.standard_normal((n_out, m + 1))  # theta^k = [W, b]
+    A = np.vstack([P, np.ones((1, K))])
+    z_half = Theta @ A - delta  # so that z^k - z^{k+1/2} = delta
+    H = H_of(P, tau_theta)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    DW, db = prox_cg(Pd, (dd @ Pd.T, dd.sum(axis=1)), tau_theta, k)
+    ours = Theta + np.hstack([to_host(DW), to_host(db)[:, None]])
+    for i in range(n_out):
+        b_i = Theta[i] / tau_theta + A @ z_half[i]  # Eq. 11's normal equations: H theta = b
+        x, _ = spla.cg(H, b_i, x0=Theta[i], maxiter=k, rtol=0.0, atol=0.0)
+        # same algorithm, different order of floating-point operations
+        assert np.max(np.abs(ours[i] - x)) <= 1e-10 * max(1.0, np.max(np.abs(x)))
+
+
+def test_cg_history_and_tolerance(backend):
+    xp = get_backend(backend)
+    P, delta = layer(3, 10, 30)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    grad = (dd @ Pd.T, dd.sum(axis=1))
+    info = ProxInfo("cg")
+    DW, db = prox_cg(Pd, grad, 0.5, 50, tol=1e-6, history=True, info=info)
+    hist = info.residual_norms
+    assert hist.shape == (info.iterations + 1, 4)
+    assert info.iterations < 50  # stopped early
+    assert np.all(hist[-1] <= 1e-6 * hist[0])
+    assert np.any(hist[-2] > 1e-6 * hist[0])  # and not one iteration earlier
+    # the recorded residual is the true residual of the returned iterate
+    D = np.hstack([to_host(DW), to_host(db)[:, None]])
+    A = np.vstack([P, np.ones((1, 30))])
+    true_r = -delta @ A.T - D @ H_of(P, 0.5)
+    assert np.allclose(np.linalg.norm(true_r, axis=1), hist[-1], rtol=1e-6, atol=1e-12)
+    # without a tolerance exactly k iterations
+    info2 = ProxInfo("cg")
+    prox_cg(Pd, grad, 0.5, 7, history=True, info=info2)
+    assert info2.iterations == 7 and info2.residual_norms.shape == (8, 4)
+
+
+def test_cg_rows_with_zero_gradient_stay_put(backend):
+    """A unit with no gradient (a dead ReLU) is converged: 0/0 must not produce NaN."""
+    xp = get_backend(backend)
+    P, delta = layer(5, 6, 9)
+    delta[1] = 0.0
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    DW, db = prox_cg(Pd, (dd @ Pd.T, dd.sum(axis=1)), 1.0, 4)
+    DW, db = to_host(DW), to_host(db)
+    assert np.all(np.isfinite(DW)) and np.all(DW[1] == 0) and db[1] == 0
+
+
+def test_proxprop_returns_info_per_hidden_layer(backend):
+    net, theta, X, y = random_problem([6, 5, 8, 4], 9, backend=backend)
+    _, infos = pp.proxprop(net, theta, X, y, 1.0, 0.5, solver="cg", cg_iterations=3,
+                           return_info=True)
+    assert [i.extra["layer"] for i in infos] == [1, 2]
+    assert all(i.iterations == 3 and i.residual_norms.shape[0] == 4 for i in infos)
+    # CG residuals need not be monotone, but each live row ends below its start
+    # (rows of dead ReLU units start, and stay, at exactly zero)
+    for i in infos:
+        r0, rk = i.residual_norms[0], i.residual_norms[-1]
+        assert np.all(rk[r0 > 0] < r0[r0 > 0]) and np.all(rk[r0 == 0] == 0)

@@ -71,8 +71,14 @@ def _gradient_step_c(step):
     return step_c
 
 
-def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos):
-    """Step (c) of Algorithm 2: the proximal step of Eq. 11 on theta_l, by the chosen solver."""
+def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos,
+                 tau=1.0):
+    """Step (c) of Algorithm 2: the proximal step of Eq. 11 on theta_l, by the chosen solver.
+
+    ``tau`` matters only for ``cg_variant="authors"``, whose epsilon is not scale-invariant:
+    like the authors' code it solves for the unscaled gradient (internal step tau = 1) and
+    multiplies the update by tau afterwards.
+    """
 
     def step_c(l, phi, theta_l, a_prev, delta):
         P = phi.patches(a_prev)  # (m, K); P = a_{l-1} for a dense layer
@@ -83,7 +89,12 @@ def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_sys
         else:
             grad = phi.adjoint_theta(a_prev, delta)  # delta A^T = tau grad_{theta_l} J (Eq. 26)
             grad = (phi.weight_matrix(grad[0]), grad[1])
-            if solver == "cg":
+            if solver == "cg" and cg_variant == "authors":
+                grad = (grad[0] / tau, grad[1] / tau)  # grad_{theta_l} J, unscaled (Eq. 26)
+                DW, db = prox_cg(P, grad, tau_theta, cg_iterations, tol=cg_tol,
+                                 history=infos is not None, info=info, variant="authors")
+                DW, db = tau * DW, tau * db
+            elif solver == "cg":
                 DW, db = prox_cg(P, grad, tau_theta, cg_iterations, tol=cg_tol,
                                  history=infos is not None, info=info)
             else:
@@ -161,8 +172,13 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
     cg_iterations : int >= 1, required for ``solver="cg"``: the number of operator
         applications per layer.
     cg_tol : float > 0 or None: stop CG early once every row's residual has fallen by
-        this factor.
-    cg_variant : ``"textbook"``.
+        this factor (for ``cg_variant="authors"``: the tol of that code's own rule,
+        1e-2 when None).
+    cg_variant : ``"textbook"`` (default) or ``"authors"``: the CG of the authors'
+        PyTorch code, which is not textbook CG (a search direction aliased to the
+        residual, 1e-6 in the denominators, an early stop; solved with tau = 1 and
+        scaled by tau afterwards), to reproduce the paper's numbers; see
+        :func:`~penaltyprop.prox.prox_cg` and docs/cg_variant.md.
     exact_system : ``"auto"`` (the smaller), ``"primal"`` ((n_in+1)^2) or ``"batch"`` (N x N).
     return_info : also return one :class:`~penaltyprop.prox.ProxInfo` per hidden layer
         (with the CG residual history).
@@ -178,7 +194,8 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
         tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system)
     check_problem(net, theta, X, y)
     infos = [] if return_info else None
-    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos)
+    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos,
+                          tau=tau)
     _, updates = _sweep(net, theta, X, y, tau, 1.0, 1.0, step_c)  # rho = gamma = 1/tau
     theta_new = _apply(theta, updates)
     return (theta_new, infos[::-1]) if return_info else theta_new

@@ -41,7 +41,11 @@ from dataclasses import dataclass, field
 from .backend import array_module, cho_solve, cholesky, to_host
 
 EXACT_SYSTEMS = ("auto", "primal", "batch")
-CG_VARIANTS = ("textbook",)
+CG_VARIANTS = ("textbook", "authors")
+#: ``variant="authors"`` of :func:`prox_cg`: the epsilon its code adds to both CG
+#: denominators, and the ``tol`` of its stopping rule (tfrerix/proxprop, ProxProp.py).
+AUTHORS_CG_EPS = 1e-6
+AUTHORS_CG_TOL = 1e-2
 
 
 @dataclass
@@ -135,7 +139,8 @@ def prox_exact(P, delta, tau_theta, system="auto", grad=None, info=None):
 
 
 # --------------------------------------------------------------------------- conjugate gradient
-def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
+def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None,
+            variant="textbook"):
     r"""Proximal step (Eq. 11) by matrix-free conjugate gradient, one CG per row (Sec. 4.2.2).
 
     Solves :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top` row by row, started at
@@ -151,6 +156,27 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
     A row whose residual is exactly zero (e.g. a unit that received no gradient) has
     converged: its step lengths are set to 0 rather than 0/0. No epsilon is added.
 
+    ``variant="authors"`` is *not* textbook CG: it reproduces the CG of the authors'
+    public PyTorch code, which produced the paper's figures, so that their numbers can
+    be reproduced and studied (docs/cg_variant.md). It differs in three ways:
+
+    (i) its first search direction is the residual array itself, which is then updated
+        in place, so the second direction is :math:`p_1 = (1+\beta_1)\,r_1` instead of
+        :math:`r_1 + \beta_1 p_0`; the later updates are textbook again (the directions
+        are no longer H-conjugate and every step is :math:`1/(1+\beta_1)` times the exact
+        line search along it);
+    (ii) it adds :data:`AUTHORS_CG_EPS` = 1e-6 to the denominators of
+        :math:`\alpha_i` and :math:`\beta_i`, deliberately, because that code does;
+        the effect is not scale-invariant, so callers must pass the unscaled gradient
+        (:func:`~penaltyprop.proxprop` with this variant solves with tau = 1 and
+        scales the update by tau afterwards, as that code does);
+    (iii) after each iteration but the last it stops once
+        :math:`\max_i \|r_i\|^2 < \mathrm{tol}^2 \cdot \mathrm{mean}_i \|r_{0,i}\|^2`
+        with tol = :data:`AUTHORS_CG_TOL` = 1e-2 (or ``tol`` if given).
+
+    It still gives a descent direction for every number of iterations (each step
+    decreases the row's quadratic; proof in docs/cg_variant.md).
+
     Parameters
     ----------
     P : (m, K) patch matrix.
@@ -158,9 +184,11 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
     tau_theta : float > 0.
     iterations : int >= 1. Exactly this many applications of H are made, unless ``tol``
         is given: then the loop stops early once every row satisfies
-        :math:`\|r_i\| \le \mathrm{tol}\cdot\|r_{0,i}\|`.
+        :math:`\|r_i\| \le \mathrm{tol}\cdot\|r_{0,i}\|` (for ``variant="authors"``:
+        always the rule (iii) above).
     history : bool, record the row residual norms after every iteration in ``info``.
     info : optional :class:`ProxInfo` to fill in.
+    variant : ``"textbook"`` (default) or ``"authors"`` (see above).
 
     Returns
     -------
@@ -172,6 +200,9 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
     i.e. the update is a descent direction (the k-th iterate minimises the quadratic
     over the Krylov space spanned by :math:`r_0, Hr_0, \ldots, H^{k-1}r_0`).
     """
+    if variant not in CG_VARIANTS:
+        raise ValueError(f"variant must be one of {CG_VARIANTS}, got {variant!r}")
+    authors = variant == "authors"
     xp = array_module(P)
     gW, gb = grad
     DW, db = xp.zeros_like(gW), xp.zeros_like(gb)
@@ -181,23 +212,34 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
     rr0 = rr
     norms = [xp.sqrt(rr)] if history else None
     done = 0
-    for _ in range(iterations):
+    for it in range(iterations):
         qW, qb = apply_H(pW, pb, P, tau_theta)  # q = H p: the one operator application
         pq = _rowdot(pW, pb, qW, qb)
-        alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
+        if authors:
+            alpha = rr / (pq + AUTHORS_CG_EPS)  # (ii)
+        else:
+            alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
         DW = DW + alpha[:, None] * pW
         db = db + alpha * pb
         rW = rW - alpha[:, None] * qW
         rb = rb - alpha * qb
         rr_new = _rowdot(rW, rb, rW, rb)
-        beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
+        if authors:
+            beta = rr_new / (rr + AUTHORS_CG_EPS)  # (ii)
+            if it == 0:
+                pW, pb = rW, rb  # (i) p_0 was the residual array, now updated to r_1
+        else:
+            beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
         pW = rW + beta[:, None] * pW
         pb = rb + beta * pb
         rr = rr_new
         done += 1
         if history:
             norms.append(xp.sqrt(rr))
-        if tol is not None and bool((rr <= tol * tol * rr0).all()):
+        if authors:
+            if bool(rr.max() < (AUTHORS_CG_TOL if tol is None else tol) ** 2 * rr0.mean()):
+                break  # (iii); after the last iteration the loop ends anyway
+        elif tol is not None and bool((rr <= tol * tol * rr0).all()):
             break
     if info is not None:
         info.solver, info.system, info.size, info.iterations = "cg", "matrix-free", P.shape[0] + 1, done

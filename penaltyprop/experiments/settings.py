@@ -1,0 +1,78 @@
+r"""The numbers of every experiment at every scale (Section 5 of the paper).
+
+A scale only sets numbers: data, sizes, epochs. The code path is the same for all of them.
+
+* ``paper``: exactly the paper's setting (CIFAR-10, 45,000 training images, 50 epochs,
+  batch 500, the 3072-4000-1000-4000-10 MLP, the Section 5.3 CNN); meant for a GPU.
+* ``small``: the same experiment shrunk so that each finishes in minutes on two busy CPU
+  cores (fewer images and epochs; Table 1 also narrows the MLP and the minibatch, Figure 3
+  the minibatch). docs/reproduction.md lists every change.
+* ``tiny``: synthetic data and toy widths, so that a test runs each experiment end to end in
+  seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SCALES = ("tiny", "small", "paper")
+PAPER_HIDDEN = (4000, 1000, 4000)  # Section 5.1: 3072 - 4000 - 1000 - 4000 - 10
+PAPER_CHANNELS = (16, 20, 20)  # Section 5.3: Conv 16, 20, 20 filters of 5x5, each + max pool
+TABLE1_TAUS = (50, 10, 5, 1, 0.5, 0.1, 0.05, 5e-3, 5e-4)  # Table 1's columns
+TINY_IMAGE = (3, 8, 8)  # synthetic images of the tiny scale
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The numbers of one experiment at one scale.
+
+    Attributes
+    ----------
+    data : ``"cifar10"`` or ``"synthetic"`` (tiny scale only).
+    n_train : int or None, training images (None: all 45,000); the validation and test sets
+        shrink by the same factor (``penaltyprop.data.load_dataset(subset=...)``).
+    epochs, batch_size : int, training length and minibatch size.
+    hidden : tuple of int, hidden widths of the MLP.
+    channels : tuple of int, filters of the CNN's convolutions.
+    image_shape : (C, H, W) of the synthetic images (tiny scale only).
+    """
+
+    data: str = "cifar10"
+    n_train: int | None = None
+    epochs: int = 50
+    batch_size: int = 500
+    hidden: tuple = PAPER_HIDDEN
+    channels: tuple = PAPER_CHANNELS
+    image_shape: tuple = (3, 32, 32)
+
+    def as_dict(self) -> dict:
+        """JSON-able (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+_TINY = dict(data="synthetic", n_train=64, epochs=2, batch_size=16, hidden=(16, 8, 16),
+             channels=(2, 3, 3), image_shape=TINY_IMAGE)
+
+#: SETTINGS[experiment][scale] -> Scale
+SETTINGS = {
+    "figure2": {
+        "paper": Scale(),
+        "small": Scale(n_train=2000, epochs=3),
+        "tiny": Scale(**_TINY),
+    },
+    "table1": {
+        "paper": Scale(),
+        # 36 cells in minutes: the MLP 10x narrower, 2,000 images, minibatch 100.
+        "small": Scale(n_train=2000, epochs=5, batch_size=100, hidden=(400, 100, 400)),
+        "tiny": Scale(**_TINY),
+    },
+    "figure3": {
+        "paper": Scale(),
+        "small": Scale(n_train=1000, epochs=3, batch_size=100),
+        "tiny": Scale(**{**_TINY, "epochs": 2}),
+    },
+    "conditioning": {  # epochs and batch_size unused; n_train = images in X X^T
+        "paper": Scale(),
+        "small": Scale(n_train=10000),
+        "tiny": Scale(**_TINY),
+    },
+}

@@ -1,0 +1,161 @@
+r"""The three training experiments: Figure 2, Table 1 and Figure 3 (Sections 5.1-5.3).
+
+Each ``run_*`` trains its configurations through :meth:`.runner.Store.train` (so finished
+ones are not run again) and returns the rows the report needs; each ``report_*`` writes the
+figure and the Markdown table into the output folder.
+"""
+from __future__ import annotations
+
+from ..conv import cnn
+from ..network import mlp
+from .report import (curve_panels, fmt_loss, fmt_pct, markdown_table, table1_figure)
+from .runner import backprop, make_optimizer, prox_cg, prox_exact
+from .settings import TABLE1_TAUS
+
+# The paper's numbers, copied from its text (Sections 5.1-5.3) and Table 1.
+PAPER_FIGURE2 = {"BackProp": {"test_acc": 0.54}, "ProxProp": {"test_acc": 0.56}}  # "approx."
+PAPER_FIGURE3 = {"BackProp": {"best_val_acc": 0.717, "test_acc": 0.696},
+                 "ProxProp": {"best_val_acc": 0.729, "test_acc": 0.707}}
+PAPER_TABLE1 = {  # full-batch training loss after 50 epochs; None = diverged ("-")
+    "BackProp": [None, None, None, None, None, 0.524, 0.091, 0.637, 1.531],
+    "ProxProp (cg1)": [77.9, 0.079, 0.145, 0.667, 0.991, 1.481, 1.593, 1.881, 2.184],
+    "ProxProp (cg3)": [94.7, 0.644, 0.031, 2e-3, 0.012, 1.029, 1.334, 1.814, 2.175],
+    "ProxProp (cg5)": [66.5, 0.190, 0.027, 3e-4, 2e-3, 0.399, 1.049, 1.765, 2.175],
+}
+
+
+def _mlp(data, scale):
+    return mlp([data.n_features, *scale.hidden, data.n_classes])  # 3072-4000-1000-4000-10
+
+
+def _summary(record):
+    """Final loss, accuracies and times of one stored run."""
+    h = record["history"]
+    return {"method": record["method"], "diverged": h["diverged"],
+            "final_train_loss": None if h["diverged"] else h["train_loss"][-1],
+            "final_val_acc": h["val_acc"][-1], "best_val_acc": max(h["val_acc"][1:] or [None]),
+            "test_acc": h["test_acc"], "train_time_s": h["time"][-1], "wall_s": record["wall_s"]}
+
+
+# --------------------------------------------------------------------------- Figure 2
+def figure2_methods(cg_variant):
+    """Section 5.1: BackProp (tau = 0.05) and ProxProp exact, cg3/5/10 (tau = 1, tau_theta = 0.05)."""
+    return [(backprop(), 0.05), (prox_exact(0.05), 1.0),
+            *((prox_cg(k, 0.05, cg_variant), 1.0) for k in (3, 5, 10))]
+
+
+def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
+    for method, tau in figure2_methods(cg_variant):  # Nesterov momentum 0.95, batch 500
+        store.train(method.key, _mlp(data, scale), data, make_optimizer(optimizer, tau),
+                    method, scale, seed=seed, backend=backend)
+    return [_summary(store[m.key]) for m, _ in figure2_methods(cg_variant)]
+
+
+def report_figure2(store, out, title):
+    records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
+    curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
+                           ("time", "train_loss", "training time [s]",
+                            "full-batch training loss", True),
+                           ("epoch", "val_acc", "epoch", "validation accuracy", False)],
+                 out / "figure2.png", title)
+    rows = []
+    for r in store.data["runs"].values():
+        s = _summary(r)
+        paper = PAPER_FIGURE2["BackProp" if s["method"] == "BackProp" else "ProxProp"]
+        rows.append([s["method"], fmt_loss(s["final_train_loss"]), fmt_pct(s["final_val_acc"]),
+                     fmt_pct(s["best_val_acc"]), fmt_pct(s["test_acc"]),
+                     f"~{fmt_pct(paper['test_acc'])}", f"{s['train_time_s']:.0f}"])
+    table = markdown_table(["method", "final train loss", "final val acc", "best val acc",
+                            "test acc", "paper test acc", "training time [s]"], rows)
+    (out / "figure2.md").write_text(f"### {title}\n\n{table}")
+    return table
+
+
+# --------------------------------------------------------------------------- Table 1
+def table1_methods(cg_variant):
+    """Section 5.2: BackProp and ProxProp cg1/3/5 with tau_theta = 1."""
+    return [backprop(), *(prox_cg(k, 1.0, cg_variant) for k in (1, 3, 5))]
+
+
+def table1_key(method, tau):
+    return f"{method.key}_tau{tau:g}"
+
+
+def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
+    for tau in TABLE1_TAUS:
+        for method in table1_methods(cg_variant):
+            store.train(table1_key(method, tau), _mlp(data, scale), data,
+                        make_optimizer(optimizer, tau), method, scale, seed=seed,
+                        backend=backend)
+    return table1_rows(store, cg_variant)
+
+
+def table1_rows(store, cg_variant):
+    """[(label, [final loss or None (diverged) per tau])] in Table 1's order."""
+    rows = []
+    for method in table1_methods(cg_variant):
+        values = []
+        for tau in TABLE1_TAUS:
+            key = table1_key(method, tau)
+            values.append(_summary(store[key])["final_train_loss"] if key in store else None)
+        rows.append((method.label, values))
+    return rows
+
+
+def _table(rows, mark_best=True):
+    out = []
+    for label, values in rows:
+        finite = [v for v in values if v is not None]
+        best = min(finite) if finite and mark_best else None
+        out.append([label] + [f"**{fmt_loss(v)}**" if v is not None and v == best
+                              else fmt_loss(v) for v in values])
+    return markdown_table(["tau"] + [f"{t:g}" for t in TABLE1_TAUS], out)
+
+
+def report_table1(store, out, title, cg_variant):
+    rows = table1_rows(store, cg_variant)
+    table1_figure(list(TABLE1_TAUS), rows, out / "table1.png", title)
+    ours = _table(rows)
+    paper = _table(list(PAPER_TABLE1.items()))
+    text = (f"### {title}\n\nOurs (final full-batch training loss; '-' = diverged; "
+            f"bold = best tau of the row):\n\n{ours}\nPaper, Table 1 (50 epochs, "
+            f"45,000 images):\n\n{paper}")
+    (out / "table1.md").write_text(text)
+    return text
+
+
+# --------------------------------------------------------------------------- Figure 3
+def figure3_methods(cg_variant):
+    """Section 5.3: Adam (tau = 1e-3) with BackProp and ProxProp cg3/cg10 (tau_theta = 1)."""
+    return [backprop(), prox_cg(3, 1.0, cg_variant), prox_cg(10, 1.0, cg_variant)]
+
+
+def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam"):
+    for method in figure3_methods(cg_variant):
+        net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels,
+                  n_classes=data.n_classes)
+        store.train(method.key, net, data, make_optimizer(optimizer, 1e-3), method, scale,
+                    seed=seed, backend=backend)
+    return [_summary(store[m.key]) for m in figure3_methods(cg_variant)]
+
+
+def report_figure3(store, out, title):
+    records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
+    curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
+                           ("epoch", "val_acc", "epoch", "validation accuracy", False),
+                           ("time", "train_loss", "training time [s]",
+                            "full-batch training loss", True),
+                           ("time", "val_acc", "training time [s]", "validation accuracy",
+                            False)],
+                 out / "figure3.png", title, ncols=4)
+    rows = []
+    for r in store.data["runs"].values():
+        s = _summary(r)
+        paper = PAPER_FIGURE3["BackProp" if s["method"] == "BackProp" else "ProxProp"]
+        rows.append([s["method"], fmt_loss(s["final_train_loss"]), fmt_pct(s["best_val_acc"]),
+                     fmt_pct(paper["best_val_acc"]), fmt_pct(s["test_acc"]),
+                     fmt_pct(paper["test_acc"]), f"{s['train_time_s']:.0f}"])
+    table = markdown_table(["method", "final train loss", "best val acc", "paper best val acc",
+                            "test acc", "paper test acc", "training time [s]"], rows)
+    (out / "figure3.md").write_text(f"### {title}\n\n{table}")
+    return table

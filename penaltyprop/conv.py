@@ -1,0 +1,234 @@
+r"""2-D convolution as a linear transfer function, and the CNN of Section 5.3.
+
+A convolution is linear in its parameters :math:`\theta = (W, b)`, with W of shape
+(C_out, C_in, k, k). Written with the *im2col* (patch) matrix :math:`P(a)` it is a
+matrix product (DESIGN.md, decision 5):
+
+.. math:: \operatorname{rows}(\phi(\theta, a)) = W_{\mathrm{mat}}\,P(a) + b\,\mathbf{1}^\top ,
+          \qquad W_{\mathrm{mat}} \in \mathbb{R}^{C_{out}\times m},\;
+          P(a) \in \mathbb{R}^{m \times K},
+
+with :math:`m = C_{in} k^2` (rows ordered (c, i, j), the row-major order of W[o]) and
+:math:`K = H_{out} W_{out} N` (columns ordered (h, w, n)). Because activations keep
+the batch axis last, (C_out, H_out, W_out, N), ``rows`` is a free reshape. Entry
+:math:`P[(c,i,j), (h,w,n)] = a_{\mathrm{pad}}[c, h+i, w+j, n]` (cross-correlation, as in
+every deep-learning framework; stride 1, zero padding).
+
+Everything else comes from :class:`~penaltyprop.transfer.LinearTransfer`: the
+forward map (Eq. 7), its adjoint in :math:`\theta` (:math:`\delta A^\top` with
+:math:`A = [P; \mathbf{1}^\top]`, Eqs. 25-26, 43) and in :math:`a` (Eq. 10, via
+:meth:`Conv2d.adjoint_patches`, col2im), and the proximal solvers of
+:mod:`penaltyprop.prox`, where every output channel is one linear system with the
+matrix :math:`AA^\top + I/\tau_\theta` (Eq. 14), of size :math:`C_{in}k^2 + 1`.
+
+im2col is one copy of a strided view (``as_strided``, in NumPy and CuPy alike); col2im,
+its adjoint, is a loop over the :math:`k^2` kernel offsets, each one slice addition over
+all channels, pixels and samples at once (no scatter, no loop over samples or pixels).
+"""
+from __future__ import annotations
+
+from .backend import array_module
+from .checks import check_int
+from .network import Network
+from .nonlinearities import Elementwise, get_activation
+from .pooling import Flatten, MaxPool2d
+from .transfer import Linear, LinearTransfer
+
+
+class Conv2d(LinearTransfer):
+    r"""2-D convolution, stride 1, zero padding, with bias: :math:`\phi(\theta, a) = W * a + b`.
+
+    .. math:: \phi(\theta, a)[o, h, w, n] = b_o + \sum_{c,i,j} W[o, c, i, j]\,
+              a_{\mathrm{pad}}[c, h+i, w+j, n]
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    kernel_size : int
+        k (square k x k kernels).
+    in_hw : (H, W)
+        Spatial size of the input; needed to know every shape up front
+        (:func:`cnn` computes it).
+    padding : int, default 0
+        Zeros added on each side; the output is (H + 2p - k + 1, W + 2p - k + 1).
+
+    Shapes (batch axis last)
+    ------------------------
+    input a : (C_in, H, W, N); output z : (C_out, H_out, W_out, N);
+    W : (C_out, C_in, k, k); b : (C_out,); P(a) : (C_in k^2, H_out W_out N).
+
+    Raises
+    ------
+    ValueError
+        If the kernel is larger than the padded image (naming ``kernel_size``), or an
+        argument is not a positive integer (naming it).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, in_hw, padding: int = 0):
+        c_in = check_int(c_in, "c_in", 1)
+        c_out = check_int(c_out, "c_out", 1)
+        k = check_int(kernel_size, "kernel_size", 1)
+        p = check_int(padding, "padding", 0)
+        if not (isinstance(in_hw, (tuple, list)) and len(in_hw) == 2):
+            raise ValueError(f"in_hw must be a pair (H, W), got {in_hw!r}")
+        H, W = (check_int(v, "in_hw", 1) for v in in_hw)
+        if k > H + 2 * p or k > W + 2 * p:
+            raise ValueError(f"kernel_size={k} is larger than the padded input "
+                             f"{H + 2 * p}x{W + 2 * p} (in_hw={(H, W)}, padding={p})")
+        self.kernel_size, self.padding = k, p
+        H_out, W_out = H + 2 * p - k + 1, W + 2 * p - k + 1
+        self.in_shape = (c_in, H, W)
+        self.out_shape = (c_out, H_out, W_out)
+        self.weight_shape = (c_out, c_in, k, k)
+        self.fan_in = c_in * k * k  # m, the length of one patch
+
+    # ---------------------------------------------------------------- im2col / col2im
+    def patches(self, a):
+        r"""im2col: the patch matrix :math:`P(a)` of shape (C_in k^2, H_out W_out N).
+
+        Rows ordered (c, i, j), columns (h, w, n). One padded copy of ``a``, then one
+        copy of a strided view of it. Returns a C-contiguous array (the GEMMs' operand).
+        """
+        self.check_input(a)
+        xp = array_module(a)
+        C, H, W = self.in_shape
+        k, p = self.kernel_size, self.padding
+        _, H_out, W_out = self.out_shape
+        N = a.shape[-1]
+        if p:
+            a_pad = xp.zeros((C, H + 2 * p, W + 2 * p, N), dtype=a.dtype)
+            a_pad[:, p:p + H, p:p + W, :] = a
+        else:
+            a_pad = a
+        # A strided view V[c, i, j, h, w, n] = a_pad[c, h+i, w+j, n] (no copy: the strides of
+        # i and h are both a_pad's row stride, those of j and w its column stride), then one
+        # contiguous copy: P's single memory pass (one kernel on the GPU).
+        s_c, s_h, s_w, s_n = a_pad.strides
+        V = xp.lib.stride_tricks.as_strided(a_pad, shape=(C, k, k, H_out, W_out, N),
+                                            strides=(s_c, s_h, s_w, s_h, s_w, s_n))
+        return xp.ascontiguousarray(V).reshape(C * k * k, H_out * W_out * N)
+
+    def adjoint_patches(self, G, N):
+        r"""col2im, the adjoint of :meth:`patches`: (C_in k^2, K) -> (C_in, H, W, N).
+
+        Every patch entry is added back to the pixel it was copied from
+        (:math:`\langle P(a), G\rangle = \langle a, P^*(G)\rangle`); then the padding is cut off.
+        """
+        xp = array_module(G)
+        C, H, W = self.in_shape
+        k, p = self.kernel_size, self.padding
+        _, H_out, W_out = self.out_shape
+        G6 = G.reshape(C, k, k, H_out, W_out, N)
+        out = xp.zeros((C, H + 2 * p, W + 2 * p, N), dtype=G.dtype)
+        for i in range(k):
+            for j in range(k):
+                out[:, i:i + H_out, j:j + W_out, :] += G6[:, i, j]
+        if p:
+            out = xp.ascontiguousarray(out[:, p:p + H, p:p + W, :])
+        return out
+
+    def adjoint_theta(self, a, delta):
+        r""":math:`\nabla_\theta\phi(\cdot, a)\,\delta = (\delta P^\top, \delta\mathbf{1})` (Eqs. 25, 43).
+
+        Same map as :meth:`LinearTransfer.adjoint_theta`, with the GEMM written as
+        :math:`(P\,\delta^\top)^\top`: for a convolution the product is small (C_out x m)
+        and its inner dimension K = H W N long, and OpenBLAS runs ``delta @ P.T`` of that
+        shape up to 30x slower than ``P @ delta.T`` on a loaded 2-core machine (measured;
+        docs/convolutions.md).
+
+        Parameters
+        ----------
+        a : (C_in, H, W, N). delta : (C_out, H_out, W_out, N).
+
+        Returns
+        -------
+        (dW, db) : (C_out, C_in, k, k) and (C_out,).
+        """
+        xp = array_module(delta)
+        D = self.to_rows(delta)  # (C_out, K)
+        dWm = (self.patches(a) @ D.T).T  # (m, K) @ (K, C_out), transposed: delta P^T
+        return xp.ascontiguousarray(dWm).reshape(self.weight_shape), D.sum(axis=1)
+
+    def to_rows(self, z):
+        """(C_out, H_out, W_out, N) -> (C_out, H_out W_out N): a free reshape (columns (h, w, n))."""
+        return z.reshape(self.out_shape[0], -1)
+
+    def from_rows(self, Z, N):
+        """(C_out, H_out W_out N) -> (C_out, H_out, W_out, N), the inverse of :meth:`to_rows`."""
+        return Z.reshape(*self.out_shape, N)
+
+    def weight_matrix(self, W):
+        """W (C_out, C_in, k, k) as W_mat (C_out, C_in k^2), rows ordered like P's (c, i, j)."""
+        return W.reshape(self.out_shape[0], -1)
+
+    def __repr__(self):
+        c_out, c_in, k, _ = self.weight_shape
+        pad = f", padding={self.padding}" if self.padding else ""
+        return f"Conv2d({c_in}, {c_out}, {k}, in_hw={self.in_shape[1:]}{pad})"
+
+
+def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n_classes=10,
+        activation="relu"):
+    r"""A CNN of conv blocks Conv -> sigma -> MaxPool(2), then Flatten -> FC (Section 5.3).
+
+    The defaults are the paper's network for CIFAR-10:
+    Conv 16@5x5 -> ReLU -> Pool -> Conv 20@5x5 -> ReLU -> Pool -> Conv 20@5x5 -> ReLU
+    -> Pool -> FC 10 (spatial size 32 -> 16 -> 8 -> 4; FC 320 -> 10).
+
+    Parameters
+    ----------
+    in_shape : (C, H, W)
+        Shape of one input sample; the batch X has shape (C, H, W, N).
+    channels : sequence of int
+        Output channels of the convolutions (one conv block each, at least one).
+    kernel_size : int
+        k of every convolution.
+    padding : int
+        Zero padding of every convolution (k = 5, padding = 2 keeps the size).
+    n_classes : int
+        Width of the last (fully connected) layer.
+    activation : ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
+
+    Returns
+    -------
+    Network with len(channels) + 1 linear layers; sigma_l = MaxPool2d(2) o activation
+    (and Flatten for the last conv block), see :meth:`Network.from_layers`.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (named), e.g. a spatial size that 2x2 pooling cannot halve
+        (``in_shape``).
+    """
+    if not (isinstance(in_shape, (tuple, list)) and len(in_shape) == 3):
+        raise ValueError(f"in_shape must be (C, H, W), got {in_shape!r}")
+    C, H, W = (check_int(v, "in_shape", 1) for v in in_shape)
+    if isinstance(channels, int) or not hasattr(channels, "__iter__"):
+        raise ValueError(f"channels must be a sequence of positive integers, got {channels!r}")
+    channels = list(channels)
+    if not channels:
+        raise ValueError("channels must name at least one convolution, got an empty sequence")
+    for c in channels:
+        check_int(c, "channels", 1)
+    k = check_int(kernel_size, "kernel_size", 1)
+    p = check_int(padding, "padding", 0)
+    n_classes = check_int(n_classes, "n_classes", 1)
+    if not isinstance(activation, Elementwise):
+        get_activation(activation)  # raises ValueError naming `activation`
+
+    layers = []
+    for l, c_out in enumerate(channels, start=1):
+        if H + 2 * p < k or W + 2 * p < k:
+            raise ValueError(f"kernel_size={k} is larger than the padded input of conv layer {l} "
+                             f"({H + 2 * p}x{W + 2 * p}); use a larger in_shape or padding")
+        conv = Conv2d(C, c_out, k, in_hw=(H, W), padding=p)
+        C, H, W = conv.out_shape
+        if H % 2 or W % 2:
+            raise ValueError(f"in_shape={tuple(in_shape)} gives conv layer {l} an output of "
+                             f"{H}x{W}, which 2x2 pooling cannot halve; choose in_shape, "
+                             "kernel_size and padding so that every pooled size is even")
+        layers += [conv, get_activation(activation), MaxPool2d(2)]
+        H, W = H // 2, W // 2
+    layers += [Flatten(), Linear(C * H * W, n_classes)]
+    return Network.from_layers(layers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 DPI = 90  # keeps every PNG well under 200 KB
 
@@ -62,6 +63,8 @@ def curve_panels(records, panels, path, title, ncols=None):
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
+            for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+                axis(FormatStrFormatter("%.4g"))  # plain numbers, also on a narrow range
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)

@@ -11,15 +11,18 @@ Samples are columns: X has shape (n0, N). ``theta`` is a list of (W, b) pairs,
 ``theta[l-1]`` for the paper's layer l. See README.md for the equation-to-code table.
 """
 from .algorithms import penalty_backprop, proxprop, proxprop_direction
+from .conv import Conv2d, cnn
 from .forward import forward, gradient, loss
 from .network import Network, mlp
 from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
 from .penalty import penalty_energy
+from .pooling import Flatten, MaxPool2d
 from .transfer import Linear
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conv2d", "Flatten", "MaxPool2d", "cnn",
     "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
     "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",
     "proxprop", "proxprop_direction",

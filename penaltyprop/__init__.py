@@ -18,6 +18,7 @@ from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
 from .penalty import penalty_energy
 from .pooling import Flatten, MaxPool2d
 from .transfer import Linear
+from . import optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -83,6 +84,29 @@ def _nonneg_int(text):
     return value
 
 
+def blas_threads(n):
+    """Context manager limiting NumPy's and SciPy's BLAS to ``n`` threads (None: no limit).
+
+    Uses ``threadpoolctl``; without it, a no-op. Small matrices (the demo's are at most
+    100 x 100) gain nothing from BLAS threads, and on a busy machine waiting for them
+    costs far more than the products themselves. Results do not depend on it.
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _add_threads_flag(parser, default):
+    parser.add_argument("--blas-threads", type=_positive_int, default=default,
+                        help="threads for NumPy's and SciPy's BLAS (needs threadpoolctl; "
+                             + ("default 1: the demo's matrices are too small to gain from "
+                                "more" if default else "default: the library's own") + ")")
+
+
 def _say(line=""):
     """Print a line to stdout without breaking a tqdm progress bar."""
     tqdm.write(line, file=sys.stdout)
@@ -117,6 +141,7 @@ def add_demo(subparsers):
     p.add_argument("--out", type=Path, default=Path("runs/demo"),
                    help="folder for demo.png and results.json (default runs/demo)")
     _add_progress_flag(p)
+    _add_threads_flag(p, default=1)
     p.set_defaults(func=cmd_demo)
 
 
@@ -129,8 +154,10 @@ def cmd_demo(args) -> int:
     for label, algorithm, tau, prox in DEMO_RUNS:
         opt = optim.sgd(tau, momentum=0.95, nesterov=True)
         t0 = time.perf_counter()
-        result = train(net, ds, opt, algorithm=algorithm, **prox, batch_size=args.batch_size,
-                       epochs=args.epochs, seed=args.seed, progress=args.progress)
+        with blas_threads(args.blas_threads):
+            result = train(net, ds, opt, algorithm=algorithm, **prox,
+                           batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                           progress=args.progress)
         wall = time.perf_counter() - t0
         h = result.history
         histories[label] = h
@@ -233,6 +260,7 @@ def add_train(subparsers):
     g.add_argument("--resume", action="store_true",
                    help="continue the run checkpointed in --out")
     _add_progress_flag(g)
+    _add_threads_flag(g, default=None)
     p.set_defaults(func=cmd_train)
 
 
@@ -251,10 +279,11 @@ def cmd_train(args) -> int:
     _say(f"train: {model} on {_describe_data(ds)}")
     _say(f"       {_describe_algorithm(args.algorithm, settings)}, {opt!r}, batch {batch_size}, "
          f"{epochs} epochs, seed {args.seed}, {args.dtype} on {args.backend}")
-    result = train(net, ds, opt, algorithm=args.algorithm, **settings, batch_size=batch_size,
-                   epochs=epochs, seed=args.seed, dtype=args.dtype, backend=args.backend,
-                   out_dir=args.out, resume=args.resume, progress=args.progress,
-                   on_epoch=lambda record: _say(format_epoch(record)))
+    with blas_threads(args.blas_threads):
+        result = train(net, ds, opt, algorithm=args.algorithm, **settings,
+                       batch_size=batch_size, epochs=epochs, seed=args.seed, dtype=args.dtype,
+                       backend=args.backend, out_dir=args.out, resume=args.resume,
+                       progress=args.progress, on_epoch=lambda record: _say(format_epoch(record)))
     h = result.history
     if h["diverged"]:
         _say(f"diverged in epoch {h['diverged_epoch']} ({h['diverged_reason']})")

@@ -133,8 +133,8 @@ class Conv2d(LinearTransfer):
 
         Same map as :meth:`LinearTransfer.adjoint_theta`, with the GEMM written as
         :math:`(P\,\delta^\top)^\top`: for a convolution the product is small (C_out x m)
-        and its inner dimension K = H W N long, and OpenBLAS runs ``delta @ P.T`` of that
-        shape up to 30x slower than ``P @ delta.T`` on a loaded 2-core machine (measured;
+        and its inner dimension K = H W N long, and OpenBLAS ran ``delta @ P.T`` of that
+        shape 10-40x slower than ``P @ delta.T`` on a loaded 2-core machine (measured;
         docs/convolutions.md).
 
         Parameters

@@ -6,6 +6,7 @@ that it selects no GUI backend and leaves a notebook's settings alone.
 from __future__ import annotations
 
 import math
+import textwrap
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
@@ -86,7 +87,7 @@ def table1_figure(taus, rows, path, title):
     ax.set_yscale("log")
     ax.set_xlabel("step size tau")
     ax.set_ylabel("final full-batch training loss")
-    ax.set_title(title + "\n(x at the top: diverged)", fontsize=9)
+    ax.set_title(textwrap.fill(title, 70) + "\n(x at the top: diverged)", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.savefig(path)
@@ -102,7 +103,7 @@ def spectra_figure(spectra, path, title):
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index / dimension (descending)")
     ax.set_ylabel("eigenvalue")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.savefig(path)

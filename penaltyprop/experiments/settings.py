@@ -67,8 +67,7 @@ SETTINGS = {
     },
     "figure3": {
         "paper": Scale(),
-        # ProxProp's CG on convolutions costs ~1 s per 100 images per iteration on 2 CPU cores
-        "small": Scale(n_train=500, epochs=3, batch_size=50),
+        "small": Scale(n_train=5000, epochs=8),
         "tiny": Scale(**{**_TINY, "epochs": 2}),
     },
     "conditioning": {  # epochs and batch_size unused; n_train = images in X X^T

@@ -9,6 +9,8 @@ seven orders of magnitude above the smallest. The same holds for the later layer
 """
 from __future__ import annotations
 
+import time
+
 from ..backend import eigvalsh, get_backend, to_device, to_host
 from ..data import batch_last
 from ..forward import forward
@@ -63,12 +65,16 @@ def run_conditioning(store, data, scale, *, seed, backend, **_):
         xp = get_backend(backend)
         net = mlp([data.n_features, *scale.hidden, data.n_classes])
         theta = net.init(seed=seed, dtype="float32", backend=backend)
+        t0 = time.perf_counter()
         grams = gram_matrices(net, theta, data.X_train, xp)
+        share = (time.perf_counter() - t0) / len(grams)  # the forward passes, split evenly
         for name, G in zip(names, grams):
             if name not in store:
                 store.log(f"[{name}] eigvalsh of a {G.shape[0]} x {G.shape[0]} matrix")
+                t1 = time.perf_counter()
                 summary = spectrum_summary(to_host(eigvalsh(G)))
-                summary.update(method=name, n_images=int(data.X_train.shape[0]))
+                summary.update(method=name, n_images=int(data.X_train.shape[0]),
+                               wall_s=share + time.perf_counter() - t1)
                 store.put(name, summary)
     return [store[name] for name in names]
 

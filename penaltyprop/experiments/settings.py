@@ -56,7 +56,7 @@ _TINY = dict(data="synthetic", n_train=64, epochs=2, batch_size=16, hidden=(16, 
 SETTINGS = {
     "figure2": {
         "paper": Scale(),
-        "small": Scale(n_train=2000, epochs=3),
+        "small": Scale(n_train=5000, epochs=4),
         "tiny": Scale(**_TINY),
     },
     "table1": {

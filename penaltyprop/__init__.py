@@ -17,6 +17,7 @@ from .network import Network, mlp
 from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
 from .penalty import penalty_energy
 from .pooling import Flatten, MaxPool2d
+from .trace import SweepState, penalty_steps
 from .transfer import Linear
 from . import optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
 
@@ -26,5 +27,5 @@ __all__ = [
     "Conv2d", "Flatten", "MaxPool2d", "cnn",
     "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
     "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",
-    "proxprop", "proxprop_direction",
+    "proxprop", "proxprop_direction", "penalty_steps", "SweepState",
 ]

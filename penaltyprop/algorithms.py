@@ -29,15 +29,22 @@ from .prox import CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, prox_cg, prox_exact, pro
 SOLVERS = ("exact", "cg", "gradient")
 
 
-def _sweep(net, theta, X, y, tau, step_z, step_a, step_c):
+def _no_trace(step, l, **changed):
+    """The default ``trace`` of :func:`_sweep`: nothing is recorded."""
+
+
+def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     r"""Forward pass, then steps (a), (b), (c) on E. Returns ``(J, updates)``.
 
     ``updates[l-1]`` is :math:`\theta_l^{k+1} - \theta_l^k` as a (dW, db) pair.
     ``step_c(l, phi, theta_l, a_prev, delta)`` returns that update for a hidden layer l,
     given :math:`\delta = z_l^k - z_l^{k+1/2}`.
+    ``trace(step, l, **changed)`` is called after the forward pass and after each step
+    with the variables that step changed (see :func:`penaltyprop.trace.penalty_steps`).
     """
     Lm1 = net.n_linear  # L-1 linear layers
     a, z = _forward(net, theta, X)  # forward pass, Eq. 7
+    trace("forward", None, a=a, z=z)
     updates = [None] * Lm1
 
     # (a) gradient step on E w.r.t. (theta_{L-1}, a_{L-2}), Eqs. 8 and 12.
@@ -47,6 +54,7 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c):
     updates[Lm1 - 1] = (-tau * gW, -tau * gb)  # Eq. 12
     if Lm1 > 1:
         a_half = a[Lm1 - 1] - tau * phi.adjoint_a(theta[Lm1 - 1], e)  # Eq. 8
+    trace("a", Lm1, update=updates[Lm1 - 1], a_half=a_half if Lm1 > 1 else None)
 
     for l in range(Lm1 - 1, 0, -1):  # l = L-2 .. 1
         phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
@@ -56,8 +64,10 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c):
         # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
         if l > 1:
             a_half = a[l - 1] - step_a * phi.adjoint_a(theta[l - 1], delta)  # Eq. 10
+        trace("b", l, z_half=z_half, a_half=a_half if l > 1 else None)
         # (c) the step w.r.t. theta_l: the one line where Algorithms 1 and 2 differ.
         updates[l - 1] = step_c(l, phi, theta[l - 1], a[l - 1], delta)
+        trace("c", l, update=updates[l - 1])
     return J, updates
 
 
@@ -113,6 +123,17 @@ def _apply(theta, updates):
 
 
 # --------------------------------------------------------------------------- Algorithm 1
+def _algorithm1_step_sizes(tau, rho, gamma):
+    """Checked tau, and Algorithm 1's step sizes tau*gamma (for z_l) and tau*rho (a_{l-1}, theta_l)."""
+    tau = check_positive(tau, "tau")
+    rho = 1 / tau if rho is None else check_positive(rho, "rho")
+    gamma = 1 / tau if gamma is None else check_positive(gamma, "gamma")
+    # tau*rho and tau*gamma are exactly 1 by default (no rounding from tau * (1/tau)).
+    step_a = 1.0 if rho == 1 / tau else tau * rho
+    step_z = 1.0 if gamma == 1 / tau else tau * gamma
+    return tau, step_z, step_a
+
+
 def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
     r"""Algorithm 1: forward pass, then gradient steps (a), (b), (c) on E (Eq. 3).
 
@@ -129,13 +150,8 @@ def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
     theta_new : list of (W, b) pairs. With rho = gamma = 1/tau,
     ``theta_new = theta - tau * gradient(net, theta, X, y)`` (Proposition 1).
     """
-    tau = check_positive(tau, "tau")
-    rho = 1 / tau if rho is None else check_positive(rho, "rho")
-    gamma = 1 / tau if gamma is None else check_positive(gamma, "gamma")
+    tau, step_z, step_a = _algorithm1_step_sizes(tau, rho, gamma)
     check_problem(net, theta, X, y)
-    # tau*rho and tau*gamma are exactly 1 by default (no rounding from tau * (1/tau)).
-    step_a = 1.0 if rho == 1 / tau else tau * rho
-    step_z = 1.0 if gamma == 1 / tau else tau * gamma
     _, updates = _sweep(net, theta, X, y, tau, step_z, step_a, _gradient_step_c(step_a))
     return _apply(theta, updates)
 

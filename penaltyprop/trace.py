@@ -1,0 +1,113 @@
+r"""Algorithms 1 and 2 one step at a time: every intermediate (theta, a, z) of a sweep.
+
+:func:`penalty_steps` runs the same code as :func:`penaltyprop.penalty_backprop` and
+:func:`penaltyprop.proxprop` (their shared :func:`~penaltyprop.algorithms._sweep`, nothing
+re-implemented) and records the variables of the penalty energy E (Eq. 3) after the forward
+pass and after every step (a), (b), (c), so that E can be evaluated after each of them::
+
+    states = pp.penalty_steps(net, theta, X, y, tau=0.1)
+    for s in states:
+        print(s.step, s.layer, float(pp.penalty_energy(net, s.theta, s.a, s.z, y, rho, gamma)))
+
+It is for teaching and testing: it keeps one copy of the changed variables per step.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from .algorithms import (_algorithm1_step_sizes, _check_prox_options, _gradient_step_c,
+                         _prox_step_c, _sweep)
+from .checks import check_choice, check_positive, check_problem
+
+ALGORITHMS = ("backprop", "proxprop")  # Algorithm 1, Algorithm 2 (as in penaltyprop.train)
+
+
+class SweepState(NamedTuple):
+    r"""The variables of E (Eq. 3) at one point of a sweep.
+
+    Attributes
+    ----------
+    step : ``"forward"`` (after the forward pass, Eq. 7), ``"a"`` (after step (a): Eqs. 8,
+        12), ``"b"`` (after step (b) on layer l: Eqs. 9, 10) or ``"c"`` (after step (c) on
+        layer l: Eq. 25 or Eq. 11).
+    layer : int or None, the paper's l of the step (L-1 for step (a), None for the forward pass).
+    theta : list of L-1 (W, b) pairs, ``theta[l-1]`` = :math:`\theta_l` (updated layers hold
+        :math:`\theta_l^{k+1}`, the others :math:`\theta_l^k`).
+    a : list of L-1 arrays, ``a[l]`` = :math:`a_l` (:math:`a_l^{k+1/2}` once updated; ``a[0]`` is X).
+    z : list of L-1 entries, ``z[l]`` = :math:`z_l` for l = 1..L-2 (:math:`z_l^{k+1/2}` once
+        updated; ``z[0]`` is None). The class scores are not a variable of E and are not kept.
+
+    ``pp.penalty_energy(net, s.theta, s.a, s.z, y, rho, gamma)`` is E at this point.
+    """
+
+    step: str
+    layer: Optional[int]
+    theta: list
+    a: list
+    z: list
+
+
+def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backprop",
+                  tau_theta=None, solver="exact", cg_iterations=None, cg_tol=None,
+                  exact_system="auto"):
+    r"""Run one sweep of Algorithm 1 or 2 and return the state after every step.
+
+    Parameters
+    ----------
+    net : Network with L-1 linear layers.
+    theta : list of L-1 (W, b) pairs (not modified).
+    X : (n0, N) inputs (for a CNN (C, H, W, N)). y : (N,) int labels.
+    tau : float > 0.
+    rho, gamma : float > 0 or None (= 1/tau): the penalty weights of Algorithm 1.
+        Algorithm 2 always uses 1/tau; giving them with ``algorithm="proxprop"`` is an error.
+    algorithm : ``"backprop"`` (Algorithm 1, gradient step (c), Eq. 25) or ``"proxprop"``
+        (Algorithm 2, proximal step (c), Eq. 11).
+    tau_theta, solver, cg_iterations, cg_tol, exact_system : the prox step of Algorithm 2,
+        as in :func:`penaltyprop.proxprop` (``tau_theta`` is required there; only
+        ``algorithm="proxprop"`` takes them).
+
+    Returns
+    -------
+    list of :class:`SweepState`: the forward pass, (a), then (b), (c) for l = L-2 .. 1;
+    ``2 (L-2) + 2`` states. The last state's ``theta`` equals the output of
+    :func:`~penaltyprop.penalty_backprop` (or :func:`~penaltyprop.proxprop`) exactly.
+    """
+    check_choice(algorithm, "algorithm", ALGORITHMS)
+    if algorithm == "backprop":
+        if tau_theta is not None or cg_iterations is not None or cg_tol is not None:
+            raise ValueError("tau_theta, cg_iterations and cg_tol only apply to "
+                             "algorithm='proxprop'")
+        tau, step_z, step_a = _algorithm1_step_sizes(tau, rho, gamma)
+        step_c = _gradient_step_c(step_a)
+    else:
+        if rho is not None or gamma is not None:
+            raise ValueError("rho and gamma only apply to algorithm='backprop': "
+                             "Algorithm 2 uses rho = gamma = 1/tau")
+        if tau_theta is None:
+            raise ValueError("tau_theta must be given for algorithm='proxprop'")
+        tau = check_positive(tau, "tau")
+        tau_theta, cg_iterations, cg_tol = _check_prox_options(
+            tau_theta, solver, cg_iterations, cg_tol, "textbook", exact_system)
+        step_z = step_a = 1.0  # rho = gamma = 1/tau
+        step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, "textbook",
+                              exact_system, None, tau=tau)
+    check_problem(net, theta, X, y)
+
+    Lm1 = net.n_linear
+    states = []
+    cur = {}
+
+    def record(step, l, a=None, z=None, update=None, a_half=None, z_half=None):
+        if step == "forward":
+            cur["theta"], cur["a"], cur["z"] = list(theta), list(a), list(z[:Lm1])
+        if update is not None:  # theta_l^{k+1} = theta_l^k + update
+            W, b = cur["theta"][l - 1]
+            cur["theta"][l - 1] = (W + update[0], b + update[1])
+        if z_half is not None:
+            cur["z"][l] = z_half  # z_l^{k+1/2}
+        if a_half is not None:
+            cur["a"][l - 1] = a_half  # a_{l-1}^{k+1/2} (step (a): l = L-1)
+        states.append(SweepState(step, l, list(cur["theta"]), list(cur["a"]), list(cur["z"])))
+
+    _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=record)
+    return states

@@ -329,7 +329,17 @@ def build_model(spec, ds, activation):
         except ImportError as err:
             raise ValueError(f"--model cnn needs penaltyprop.cnn, which is missing ({err})") \
                 from None
-        net = cnn(in_shape=tuple(ds.image_shape), n_classes=ds.n_classes, activation=activation)
+        # The paper's three conv blocks where 2x2 pooling can halve the image three times
+        # (CIFAR-10: 32 -> 16 -> 8 -> 4); fewer for other sizes (MNIST: 28 -> 14 -> 7, two).
+        _, H, W = ds.image_shape
+        blocks = 0
+        while blocks < 3 and H % 2 == 0 and W % 2 == 0:
+            blocks, H, W = blocks + 1, H // 2, W // 2
+        if blocks == 0:
+            raise ValueError(f"--model cnn needs even image sizes for 2x2 pooling, "
+                             f"{ds.name} has {ds.image_shape}")
+        net = cnn(in_shape=tuple(ds.image_shape), channels=(16, 20, 20)[:blocks],
+                  n_classes=ds.n_classes, activation=activation)
         return net, f"CNN {net!r}"
     try:
         sizes = [int(n) for n in spec.split("-")]

@@ -141,3 +141,18 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "penaltyprop", "train", "--tau", "-1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("image_shape,blocks,fc_in", [((3, 32, 32), 3, 320), ((1, 28, 28), 2, 980),
+                                                      ((1, 8, 8), 3, 20)])
+def test_model_cnn_keeps_the_conv_blocks_that_pooling_can_halve(image_shape, blocks, fc_in):
+    """--model cnn is the paper's CNN on CIFAR-10 and drops conv blocks an odd size can't pool."""
+    from types import SimpleNamespace
+
+    from penaltyprop.cli import build_model
+
+    ds = SimpleNamespace(image_shape=image_shape, n_classes=10, name="x")
+    net, _ = build_model("cnn", ds, "relu")
+    assert net.n_linear == blocks + 1 and net.phis[-1].in_shape == (fc_in,)
+    with pytest.raises(ValueError, match="needs even image sizes"):
+        build_model("cnn", SimpleNamespace(image_shape=(1, 7, 7), n_classes=10, name="odd"), "relu")

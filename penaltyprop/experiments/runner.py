@@ -62,14 +62,17 @@ class Method:
 
 
 def backprop() -> Method:
+    """BackProp: the direction is grad J."""
     return Method("BackProp")
 
 
 def prox_exact(tau_theta) -> Method:
+    """ProxProp with the exact prox (Eq. 44)."""
     return Method("ProxProp (exact)", "proxprop", "exact", None, tau_theta)
 
 
 def prox_cg(k, tau_theta, cg_variant="textbook") -> Method:
+    """ProxProp with k CG iterations per prox (Section 4.2.2)."""
     suffix = "" if cg_variant == "textbook" else ", authors' CG"
     return Method(f"ProxProp (cg{k}{suffix})", "proxprop", "cg", k, tau_theta, cg_variant)
 

@@ -25,7 +25,8 @@ PAPER_TABLE1 = {  # full-batch training loss after 50 epochs; None = diverged ("
 
 
 def _mlp(data, scale):
-    return mlp([data.n_features, *scale.hidden, data.n_classes])  # 3072-4000-1000-4000-10
+    """The MLP n0 - hidden - n_classes of a scale (the paper's: 3072-4000-1000-4000-10)."""
+    return mlp([data.n_features, *scale.hidden, data.n_classes])
 
 
 def _summary(record):
@@ -45,6 +46,7 @@ def figure2_methods(cg_variant):
 
 
 def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
+    """Train the five methods of Fig. 2 (resuming); returns one summary dict per method."""
     for method, tau in figure2_methods(cg_variant):  # Nesterov momentum 0.95, batch 500
         store.train(method.key, _mlp(data, scale), data, make_optimizer(optimizer, tau),
                     method, scale, seed=seed, backend=backend)
@@ -52,6 +54,7 @@ def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nes
 
 
 def report_figure2(store, out, title):
+    """Write figure2.png (3 panels, as Fig. 2) and figure2.md; returns the Markdown table."""
     records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
     curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
                            ("time", "train_loss", "training time [s]",
@@ -78,10 +81,12 @@ def table1_methods(cg_variant):
 
 
 def table1_key(method, tau):
+    """The store key of one cell, e.g. ``cg3_tau0.5``."""
     return f"{method.key}_tau{tau:g}"
 
 
 def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
+    """Train the 9 x 4 cells of Table 1 (resuming); returns :func:`table1_rows`."""
     for tau in TABLE1_TAUS:
         for method in table1_methods(cg_variant):
             store.train(table1_key(method, tau), _mlp(data, scale), data,
@@ -113,6 +118,7 @@ def _table(rows, mark_best=True):
 
 
 def report_table1(store, out, title, cg_variant):
+    """Write table1.png (loss against tau) and table1.md (ours, then the paper's)."""
     rows = table1_rows(store, cg_variant)
     table1_figure(list(TABLE1_TAUS), rows, out / "table1.png", title)
     ours = _table(rows)
@@ -131,6 +137,7 @@ def figure3_methods(cg_variant):
 
 
 def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam"):
+    """Train the three methods of Fig. 3 on the CNN (resuming); one summary per method."""
     for method in figure3_methods(cg_variant):
         net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels,
                   n_classes=data.n_classes)
@@ -140,6 +147,7 @@ def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="ada
 
 
 def report_figure3(store, out, title):
+    """Write figure3.png (4 panels: loss and val acc per epoch and per second), figure3.md."""
     records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
     curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
                            ("epoch", "val_acc", "epoch", "validation accuracy", False),

@@ -182,7 +182,7 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
     X : (n0, N) inputs, one sample per column. y : (N,) int labels.
     tau : float > 0, step size of the explicit steps (Eqs. 8, 12); rho = gamma = 1/tau.
     tau_theta : float > 0, step size of the proximal steps (Eq. 11).
-    solver : ``"exact"`` (Eq. 44 by Cholesky), ``"cg"`` (matrix-free CG) or ``"gradient"``
+    solver : ``"exact"`` (Eq. 44, a direct solve), ``"cg"`` (matrix-free CG) or ``"gradient"``
         (the explicit step of size tau_theta on the same quadratic; with tau_theta = 1
         this is Algorithm 1).
     cg_iterations : int >= 1, required for ``solver="cg"``: the number of operator
@@ -221,8 +221,15 @@ def _proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteratio
                         cg_tol=None, cg_variant="textbook", exact_system="auto"):
     """(J, direction) without input checks: for the training loop."""
     step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, None)
-    J, updates = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)  # tau = 1: the update is -direction
-    return J, [(-dW, -db) for dW, db in updates]
+
+    def direction_c(l, phi, theta_l, a_prev, delta):
+        # Every prox solver is linear in delta and negation is exact in floating point, so
+        # the update for -delta is the direction itself: no pass over the (n_out, m) arrays.
+        return step_c(l, phi, theta_l, a_prev, -delta)
+
+    J, updates = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, direction_c)  # tau = 1
+    gW, gb = updates[-1]  # the last layer's explicit step -grad J (Eq. 12 with tau = 1)
+    return J, updates[:-1] + [(-gW, -gb)]
 
 
 def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iterations=None,

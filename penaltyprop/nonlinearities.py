@@ -52,7 +52,7 @@ class ReLU(Elementwise):
         return (z > 0).astype(z.dtype)
 
     def vjp(self, z, v):
-        return array_module(z).where(z > 0, v, 0).astype(v.dtype, copy=False)
+        return v * (z > 0)  # a multiply by the mask: several times faster than where(z > 0, v, 0)
 
 
 class Sigmoid(Elementwise):

@@ -23,10 +23,10 @@ Every row of D (every output unit; every output channel of a convolution) is an
 independent linear system with the same symmetric positive definite matrix
 :math:`H = AA^\top + I/\tau_\theta`. Three ways to solve it live here:
 
-* :func:`prox_exact` with ``system="primal"``: Cholesky of the (m+1) x (m+1) matrix H;
+* :func:`prox_exact` with ``system="primal"``: a direct solve with the (m+1) x (m+1) matrix H;
 * :func:`prox_exact` with ``system="batch"``: the push-through identity
   :math:`A^\top(AA^\top + I/\tau_\theta)^{-1} = (A^\top A + I/\tau_\theta)^{-1}A^\top` turns it into a
-  K x K Cholesky solve, :math:`D = -(\delta\,(A^\top A + I/\tau_\theta)^{-1})A^\top`
+  K x K solve, :math:`D = -(\delta\,(A^\top A + I/\tau_\theta)^{-1})A^\top`
   (DESIGN.md, decision 3); ``system="auto"`` takes the smaller;
 * :func:`prox_cg`: matrix-free conjugate gradient, one independent CG per row,
   started at :math:`\Theta^k` (D = 0).
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .backend import array_module, cho_solve, cholesky, to_host
+from .backend import array_module, solve_spd, to_host
 
 EXACT_SYSTEMS = ("auto", "primal", "batch")
 CG_VARIANTS = ("textbook", "authors")
@@ -80,12 +80,14 @@ def apply_H(VW, vb, P, tau_theta):
     r""":math:`V \mapsto V (AA^\top + I/\tau_\theta)`: one application of :math:`M_l^k` (Eq. 14)
     to every row; costs one forward map and one adjoint."""
     QW, qb = apply_At(apply_A(VW, vb, P), P)
-    return QW + VW / tau_theta, qb + vb / tau_theta
+    QW += VW / tau_theta  # in place: QW is a fresh (n_out, m) array
+    qb += vb / tau_theta
+    return QW, qb
 
 
 def _rowdot(UW, ub, VW, vb):
     """Row-wise inner products <U_i, V_i> of two (W, b) pairs: shape (n_out,)."""
-    return (UW * VW).sum(axis=1) + ub * vb
+    return array_module(UW).einsum("ij,ij->i", UW, VW) + ub * vb  # no (n_out, m) temporary
 
 
 # --------------------------------------------------------------------------- exact
@@ -120,8 +122,17 @@ def prox_exact(P, delta, tau_theta, system="auto", grad=None, info=None):
         G = P.T @ P
         G += 1
         G[xp.diag_indices(K)] += 1 / tau_theta
-        Y = cho_solve(cholesky(G), delta.T).T  # Y = delta G^{-1}, (n_out, K)
-        DW, db = apply_At(-Y, P)  # D = -Y A^T
+        # D = -delta G^{-1} A^T, multiplied out the cheaper way: the solve is the costly part,
+        # and it takes n_out right-hand sides one way, m+1 the other (same products).
+        if delta.shape[0] <= m + 1:
+            Y = solve_spd(G, delta.T).T  # Y = delta G^{-1}, (n_out, K)
+            DW, db = apply_At(-Y, P)  # D = -Y A^T
+        else:
+            A_T = xp.empty((K, m + 1), dtype=P.dtype)  # A^T = [P^T, 1], (K, m+1)
+            A_T[:, :m] = P.T
+            A_T[:, m] = 1
+            Z = solve_spd(G, A_T)  # Z = G^{-1} A^T, (K, m+1)
+            DW, db = -delta @ Z[:, :m], -delta @ Z[:, m]  # D = -delta Z
     else:
         # H = A A^T + I/tau_theta = [[P P^T, P 1], [1^T P^T, K]] + I/tau_theta, (m+1) x (m+1)
         H = xp.empty((m + 1, m + 1), dtype=P.dtype)
@@ -131,7 +142,7 @@ def prox_exact(P, delta, tau_theta, system="auto", grad=None, info=None):
         H[xp.diag_indices(m + 1)] += 1 / tau_theta
         gW, gb = grad if grad is not None else apply_At(delta, P)  # delta A^T
         rhs = xp.concatenate([gW, gb[:, None]], axis=1)  # (n_out, m+1)
-        D = -cho_solve(cholesky(H), rhs.T).T  # D H = -delta A^T (H symmetric)
+        D = -solve_spd(H, rhs.T).T  # D H = -delta A^T (H symmetric)
         DW, db = D[:, :m], D[:, m]
     if info is not None:
         info.solver, info.system, info.size = "exact", system, (K if system == "batch" else m + 1)
@@ -207,7 +218,9 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None,
     gW, gb = grad
     DW, db = xp.zeros_like(gW), xp.zeros_like(gb)
     rW, rb = -gW, -gb  # r_0 = b - H D_0 = -delta A^T (D_0 = 0, i.e. theta = theta^k)
-    pW, pb = rW, rb
+    # p_0 = r_0. D, r and p are updated in place below, so textbook CG gives p its own
+    # copy; the authors' code does not: its p_0 *is* the residual array, difference (i).
+    pW, pb = (rW, rb) if authors else (rW.copy(), rb.copy())
     rr = _rowdot(rW, rb, rW, rb)  # (n_out,)
     rr0 = rr
     norms = [xp.sqrt(rr)] if history else None
@@ -219,28 +232,33 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None,
             alpha = rr / (pq + AUTHORS_CG_EPS)  # (ii)
         else:
             alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
-        DW = DW + alpha[:, None] * pW
-        db = db + alpha * pb
-        rW = rW - alpha[:, None] * qW
-        rb = rb - alpha * qb
+        DW += alpha[:, None] * pW  # D_i += alpha_i p_i
+        db += alpha * pb
+        rW -= alpha[:, None] * qW  # r_i -= alpha_i (Hp)_i
+        rb -= alpha * qb
         rr_new = _rowdot(rW, rb, rW, rb)
-        if authors:
-            beta = rr_new / (rr + AUTHORS_CG_EPS)  # (ii)
-            if it == 0:
-                pW, pb = rW, rb  # (i) p_0 was the residual array, now updated to r_1
-        else:
-            beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
-        pW = rW + beta[:, None] * pW
-        pb = rb + beta * pb
-        rr = rr_new
         done += 1
         if history:
-            norms.append(xp.sqrt(rr))
+            norms.append(xp.sqrt(rr_new))
+        if done == iterations:
+            break  # stop before computing a search direction that would go unused
         if authors:
-            if bool(rr.max() < (AUTHORS_CG_TOL if tol is None else tol) ** 2 * rr0.mean()):
-                break  # (iii); after the last iteration the loop ends anyway
-        elif tol is not None and bool((rr <= tol * tol * rr0).all()):
+            if bool(rr_new.max() < (AUTHORS_CG_TOL if tol is None else tol) ** 2 * rr0.mean()):
+                break  # (iii)
+        elif tol is not None and bool((rr_new <= tol * tol * rr0).all()):
             break
+        if authors:
+            beta = rr_new / (rr + AUTHORS_CG_EPS)  # (ii)
+        else:
+            beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
+        if authors and it == 0:  # (i) p_0 was the residual array, now r_1: p_1 = (1 + beta_1) r_1
+            pW, pb = rW + beta[:, None] * pW, rb + beta * pb  # a new array from here on
+        else:
+            pW *= beta[:, None]  # p_i <- r_i + beta_i p_i
+            pW += rW
+            pb *= beta
+            pb += rb
+        rr = rr_new
     if info is not None:
         info.solver, info.system, info.size, info.iterations = "cg", "matrix-free", P.shape[0] + 1, done
         if history:

@@ -98,7 +98,9 @@ class LinearTransfer:
 
     def apply_rows(self, Wm, b, P, N):
         r"""Forward map given the patch matrix: :math:`W_{\mathrm{mat}} P + b\mathbf{1}^\top`, reshaped."""
-        return self.from_rows(Wm @ P + b[:, None], N)
+        Z = Wm @ P  # (n_out, m) @ (m, K)
+        Z += b[:, None]  # in place: no second (n_out, K) array
+        return self.from_rows(Z, N)
 
     def adjoint_theta(self, a, delta):
         r""":math:`\nabla_\theta\phi(\cdot, a)\,\delta = (\delta P^\top, \delta \mathbf{1})` (Eqs. 25, 43).

@@ -1,0 +1,243 @@
+"""The benchmark command keeps working, and its flop counts are those of the products each mode does.
+
+``python -m penaltyprop bench`` times one training step of BackProp, exact ProxProp and
+CG-k against the machine's own GEMMs (issue 7). These tests run it on a tiny network so
+that CI notices when it breaks, check that the JSON holds every field the docs describe,
+and check the analytic flop counts against a count written out by hand for one small
+network. Timings themselves are not asserted: the machine is shared.
+"""
+import json
+import types
+
+import pytest
+
+from penaltyprop import bench
+from penaltyprop.backend import numpy as np
+from penaltyprop.backend import peak_memory, synchronize
+
+TINY = ["--model", "20-16-10", "--batch-size", "8", "--repetitions", "2"]
+MODE_KEYS = {"label", "solver", "cg_iterations", "median_s", "min_s", "max_s", "q1_s", "q3_s",
+             "times_s", "gflop", "gflops", "fraction_of_peak", "ratio_to_backprop",
+             "matrix_floor_ratio", "target_ratio", "epoch_s", "model_s", "peak_memory_bytes"}
+
+
+def test_bench_command_writes_every_field(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main([*TINY, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "GEMM peak" in printed and "targets" in printed
+    result = json.loads(out.read_text())
+    assert set(result) == {"machine", "config", "peak", "modes", "breakdown", "targets",
+                           "maxrss_bytes", "wall_s"}
+    assert result["config"]["layer_shapes"] == [[16, 20, 8], [10, 16, 8]]  # (n_out, m, K)
+    assert result["machine"]["cpu"] and result["machine"]["cpu_count"] >= 1
+    assert result["peak"]["gflops"] > 0 and len(result["peak"]["gemms"]) == 3 * 2
+    labels = [m["label"] for m in result["modes"]]
+    assert labels == ["BackProp", "exact", "CG-1", "CG-3", "CG-5", "CG-10"]
+    for m in result["modes"]:
+        assert set(m) == MODE_KEYS
+        assert len(m["times_s"]) == 2
+        assert 0 < m["min_s"] <= m["q1_s"] <= m["median_s"] <= m["q3_s"] <= m["max_s"]
+        assert m["gflop"] > 0 and m["peak_memory_bytes"] >= 0
+    assert result["modes"][0]["ratio_to_backprop"] == 1.0
+    assert [t["bound"] for t in result["targets"]] == pytest.approx(
+        [0.75, 1.25] + [1.1 * (3 + 2 * k) / 3 for k in (1, 3, 5, 10)])
+    assert all(isinstance(t["holds"], bool) for t in result["targets"])
+    assert set(result["breakdown"]) >= {"forward pass", "SGD update", "exact: Gram matrix",
+                                        "CG: one application of H", "CG: CG-2 solve"}
+
+
+def test_bench_runs_on_the_selected_backend(backend):
+    """The same tiny run on the backend of ``pytest --backend`` (CuPy: the GPU path)."""
+    result = bench.benchmark(model=(12, 9, 4), batch_size=6, backend=backend, repetitions=1,
+                             modes=("backprop", "exact", "cg"), cg_iterations=(2,))
+    assert [m["label"] for m in result["modes"]] == ["BackProp", "exact", "CG-2"]
+    assert result["config"]["backend"] == backend
+
+
+def test_bench_runs_the_cnn():
+    """``--model cnn`` times the network of Section 5.3 (here on two images)."""
+    result = bench.benchmark(model="cnn", batch_size=2, repetitions=1, breakdown=False,
+                             memory=False, cg_iterations=(1,))
+    shapes = result["config"]["layer_shapes"]
+    # conv 3->16, 16->20, 20->20 with 5x5 kernels at 32, 16, 8 pixels a side, then FC 320 -> 10
+    assert shapes == [[16, 75, 2 * 32 * 32], [20, 400, 2 * 16 * 16], [20, 500, 2 * 8 * 8],
+                      [10, 320, 2]]
+
+
+def test_flop_counts_match_a_hand_count():
+    """20-16-10, N = 8: the products of each mode counted by hand, 2 n m K flops each."""
+    shapes = [(16, 20, 8), (10, 16, 8)]
+    fwd = 2 * 16 * 20 * 8 + 2 * 10 * 16 * 8  # W_1 a_0, W_2 a_1
+    backprop = fwd + fwd + 2 * 10 * 16 * 8  # + both gradients e a^T, + the adjoint W_2^T e
+    assert bench.step_flops(shapes, bench.Mode("BackProp", "backprop"), 8) == backprop
+    # exact, batch system (K = 8 < m + 1 = 21): Gram 8*8*20, LU 2*8^3/3, 2 solves 2*8*8*16
+    exact = backprop + 8 * 8 * 20 + 2 * 8**3 / 3 + 2 * 8 * 8 * 16
+    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 8) == pytest.approx(exact)
+    # CG-3: three applications of H on layer 1, each a forward and an adjoint product
+    cg3 = backprop + 3 * (2 * 16 * 20 * 8) * 2
+    assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 8) == cg3
+
+
+def test_flop_count_of_the_primal_system():
+    """With K >= m + 1 the exact solver uses the (m+1) x (m+1) system: its flops are counted."""
+    shapes = [(6, 4, 50), (3, 6, 50)]
+    backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
+    exact = backprop + 4 * 4 * 50 + 2 * 5**3 / 3 + 2 * 5 * 5 * 6
+    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 50) == pytest.approx(exact)
+
+
+def test_targets_of_issue_7():
+    assert bench.target_ratio(bench.Mode("exact", "exact")) == 1.25
+    assert bench.target_ratio(bench.Mode("CG-3", "cg", 3)) == pytest.approx(1.1 * 3)
+    assert bench.target_ratio(bench.Mode("BackProp", "backprop")) is None
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: bench.parse_model("abc"), "model"),
+    (lambda: bench.parse_model("10-0-3"), "model"),
+    (lambda: bench.benchmark(model=(4, 3), batch_size=0), "batch_size"),
+    (lambda: bench.benchmark(model=(4, 3), repetitions=0), "repetitions"),
+    (lambda: bench.benchmark(model=(4, 3), dtype="float16"), "dtype"),
+    (lambda: bench.make_modes(("sgd",)), "modes"),
+    (lambda: bench.make_modes(("exact",)), "modes"),
+    (lambda: bench.make_modes(("backprop", "cg"), cg_iterations=(0,)), "cg_iterations"),
+])
+def test_bad_input_names_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_command_line_rejects_bad_values(capsys):
+    for argv in (["--batch-size", "0"], ["--model", "x-y"], ["--modes", "sgd"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)
+    assert "expected an integer" in capsys.readouterr().err
+
+
+def test_peak_memory_counts_what_the_call_allocates(xp):
+    """An array of 10^6 float64 (8 MB) held at once: the peak is 8 MB plus small change."""
+    def make():
+        return xp.ones(10**6)
+
+    result, peak = peak_memory(xp, make)
+    assert result.shape == (10**6,)
+    assert 8e6 <= peak < 8e6 + 2**20  # + at most 1 MiB of bookkeeping (CuPy rounds to 512 B)
+
+
+def test_gpu_branches_with_a_stand_in_for_cupy():
+    """synchronize and peak_memory's device branch, run on the CPU with a stand-in namespace.
+
+    The stand-in records the calls CuPy would receive: a device synchronisation around
+    the measured call, and the pool emptied before it; the peak is the pool's growth.
+    """
+    calls = []
+
+    class Pool:
+        size = 100
+
+        def free_all_blocks(self):
+            calls.append("free")
+
+        def total_bytes(self):
+            return self.size
+
+    pool = Pool()
+
+    def fn():
+        calls.append("fn")
+        pool.size += 4096
+        return "done"
+
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(
+            synchronize=lambda: calls.append("sync"))),
+        get_default_memory_pool=lambda: pool)
+    synchronize(fake)
+    assert calls == ["sync"]
+    synchronize(np)  # NumPy: nothing to wait for
+    calls.clear()
+    assert peak_memory(fake, fn) == ("done", 4096)
+    assert calls == ["sync", "free", "fn", "sync"]
+
+
+# --------------------------------------------------------------------------- the hot path
+# The speed-ups behind the benchmark's numbers change no result: each is an identity.
+def _exact_layer(seed, n_out, m, K):
+    rng = np.random.default_rng(seed)
+    return rng.random((m, K)), rng.standard_normal((n_out, K))  # P >= 0 like ReLU outputs
+
+
+@pytest.mark.parametrize("n_out, m, K", [(9, 5, 4), (3, 7, 4), (6, 5, 5)])
+def test_batch_solve_associated_either_way_equals_the_primal_solve(backend, n_out, m, K):
+    """D = -(delta G^-1) A^T (n_out <= m+1) or -delta (G^-1 A^T) (n_out > m+1), vs Eq. 44."""
+    from penaltyprop.backend import get_backend, to_device, to_host
+    from penaltyprop.prox import prox_exact
+
+    xp = get_backend(backend)
+    P, delta = _exact_layer(n_out + m + K, n_out, m, K)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    batch = [to_host(x) for x in prox_exact(Pd, dd, 0.05, system="batch")]
+    primal = [to_host(x) for x in prox_exact(Pd, dd, 0.05, system="primal")]
+    A = np.vstack([P, np.ones((1, K))])
+    cond = 1 + 0.05 * np.linalg.norm(A, 2) ** 2  # of both systems
+    scale = max(np.abs(primal[0]).max(), np.abs(primal[1]).max())
+    for b, p in zip(batch, primal):  # two backward-stable solves: agree to cond * eps
+        assert np.abs(b - p).max() <= 1e-14 * cond * scale
+
+
+def test_solve_spd_keeps_float32_and_matches_the_generic_path(xp):
+    """The CPU solve (SciPy, float32) and the CuPy path (cholesky + 2 triangular solves) agree."""
+    from penaltyprop.backend import _solve_spd_any, solve_spd, to_host
+
+    rng = np.random.default_rng(3)
+    M = rng.random((40, 12))
+    A64 = M.T @ M + np.eye(12) / 0.05  # a batch Gram matrix A^T A + I / tau_theta
+    B64 = rng.standard_normal((12, 30))
+    exact = np.linalg.solve(A64, B64)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):  # ~cond * eps of each dtype
+        A, B = xp.asarray(A64.astype(dtype)), xp.asarray(B64.astype(dtype))
+        X, X_any = solve_spd(A, B), _solve_spd_any(A, B)
+        assert X.dtype == dtype and X_any.dtype == dtype
+        for Y in (X, X_any):
+            assert np.abs(to_host(Y) - exact).max() <= tol * np.abs(exact).max()
+
+
+def test_scipy_blas_is_single_threaded_inside_the_block_and_restored_after():
+    from penaltyprop.backend import _scipy_own_blas, scipy_blas_single_threaded
+
+    blas = _scipy_own_blas()
+    before = None if blas is None else [i["num_threads"] for i in blas.info()]
+    with scipy_blas_single_threaded():
+        if blas is not None:  # SciPy bundles its own OpenBLAS (wheels)
+            assert all(i["num_threads"] == 1 for i in blas.info())
+    if blas is not None:
+        assert [i["num_threads"] for i in blas.info()] == before
+
+
+@pytest.mark.parametrize("solver, k, variant", [("exact", None, "textbook"), ("cg", 3, "textbook"),
+                                                ("cg", 2, "authors"), ("gradient", None, "textbook")])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_direction_is_exactly_minus_the_update(backend, solver, k, variant, dtype):
+    """The direction is computed as the update for -delta; every prox solver is odd in delta and
+    negation is exact in floating point, so it equals -update bit for bit, in the input dtype."""
+    from helpers import random_problem
+
+    from penaltyprop.algorithms import _prox_step_c, _proxprop_direction, _sweep
+    from penaltyprop.backend import to_host
+
+    net, theta, X, y = random_problem([9, 7, 5, 4], 6, backend=backend, dtype=dtype)
+    _, d = _proxprop_direction(net, theta, X, y, 0.05, solver, k, cg_variant=variant)
+    step_c = _prox_step_c(0.05, solver, k, None, variant, "auto", None)
+    _, u = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)
+    for (dW, db), (uW, ub) in zip(d, u):
+        assert dW.dtype == db.dtype == np.dtype(dtype)
+        assert np.array_equal(to_host(dW), -to_host(uW)) and np.array_equal(to_host(db), -to_host(ub))
+
+
+def test_the_cli_has_the_bench_command(tmp_path):
+    from penaltyprop import cli
+
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", *TINY, "--modes", "backprop", "--json", str(out)]) == 0
+    assert [m["label"] for m in json.loads(out.read_text())["modes"]] == ["BackProp"]

@@ -44,8 +44,7 @@ def prox_cg_batch(P, delta, tau_theta, iterations):
     r"""Textbook CG for :math:`D H = -\delta A^\top` in batch coordinates :math:`D = C A^\top`.
 
     P : (m, K), delta : (n, K). Returns (DW, db) like ``prox_cg``. One CG per row, each
-    with its own step lengths, exactly as ``prox_cg`` (no safeguard for a zero residual:
-    a prototype).
+    with its own step lengths and the same guard for a row with zero residual.
     """
     K = P.T @ P
     K += 1  # A^T A = P^T P + 1 1^T: the bias row of A = [P; 1^T]
@@ -54,15 +53,18 @@ def prox_cg_batch(P, delta, tau_theta, iterations):
     Kr = cr @ K
     cp, Kp = cr.copy(), Kr.copy()
     rr = rowdot(cr, Kr)  # <r, r> = C_r K C_r^T, row by row
-    for _ in range(iterations):
+    for it in range(iterations):
         cq = Kp + cp / tau_theta  # H p = (C_p G) A^T, C_p G = C_p K + C_p / tau_theta
         Kq = cq @ K  # the one product with the Gram matrix
-        alpha = rr / rowdot(Kp, cq)  # <p, Hp> = C_p K C_q^T
+        pq = rowdot(Kp, cq)  # <p, Hp> = C_p K C_q^T
+        alpha = np.where(pq > 0, rr / np.where(pq > 0, pq, 1), 0)
         cD += alpha[:, None] * cp
+        if it == iterations - 1:
+            break  # the residual and next direction would go unused
         cr -= alpha[:, None] * cq
         Kr -= alpha[:, None] * Kq
         rr_new = rowdot(cr, Kr)
-        beta = rr_new / rr
+        beta = np.where(rr > 0, rr_new / np.where(rr > 0, rr, 1), 0)
         cp *= beta[:, None]
         cp += cr
         Kp *= beta[:, None]
@@ -84,6 +86,44 @@ def check_agreement(iterations=(1, 3, 10), seed=0):
             err = max(np.abs(a - b).max() / np.abs(a).max() for a, b in zip(ref, new))
             worst = max(worst, err)
     return worst
+
+
+def step_times(iterations, repetitions, batch_size):
+    """Median seconds of whole directions on the paper's MLP: BackProp, and CG-k both ways."""
+    import penaltyprop as pp
+    from penaltyprop.algorithms import _prox_step_c, _proxprop_direction, _sweep
+    from penaltyprop.forward import _gradient
+
+    net = pp.mlp([3072, 4000, 1000, 4000, 10])
+    theta = net.init(seed=0, dtype="float32")
+    rng = np.random.default_rng(0)
+    X = rng.random((3072, batch_size), dtype=np.float32)
+    y = rng.integers(0, 10, batch_size)
+
+    def batch_direction(k):
+        def step_c(l, phi, theta_l, a_prev, delta):
+            DW, db = prox_cg_batch(phi.patches(a_prev), -delta, 0.05, k)  # -delta: the direction
+            return DW.reshape(phi.weight_shape), db
+        J, d = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)
+        return J, d[:-1] + [(-d[-1][0], -d[-1][1])]
+
+    tasks = {"BackProp": lambda: _gradient(net, theta, X, y)}
+    for k in iterations:
+        tasks[f"primal CG-{k}"] = lambda k=k: _proxprop_direction(net, theta, X, y, 0.05, "cg", k)
+        tasks[f"batch  CG-{k}"] = lambda k=k: batch_direction(k)
+    for fn in tasks.values():
+        fn()
+    times = {name: [] for name in tasks}
+    for _ in range(repetitions):
+        for name, fn in tasks.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    bp = statistics.median(times["BackProp"])
+    print(f"whole directions, paper MLP, N = {batch_size}, float32 (median of {repetitions}):")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"  {name:<16}{t * 1e3:9.1f} ms  {t / bp:5.2f}x BackProp")
 
 
 def main(argv=None):
@@ -116,6 +156,7 @@ def main(argv=None):
           f"median of {args.repetitions} (all three layers, ms):")
     for name, ts in times.items():
         print(f"  {name:<24}{statistics.median(ts) * 1e3:9.1f}")
+    step_times(args.iterations, args.repetitions, N)
     for k in args.iterations:
         P, d, g = layers[0]
         ref, new = prox_cg(P, g, 0.05, k), prox_cg_batch(P, d, 0.05, k)

@@ -12,14 +12,15 @@ falls on all of them alike:
   solve) and with k = 1, 3, 5, 10 CG iterations; median and spread over the
   repetitions, the analytic flop count, GFLOP/s against the peak, peak memory;
 * a **breakdown**: the pieces of a step (forward, backward, Gram matrix, solve, one CG
-  operator application, the CG's vector updates, the update) timed separately with the same shapes, and how they add up to each mode;
+  operator application, the CG's vector updates, the update) timed separately with the
+  same shapes, and how they add up to each mode;
 * the **targets** of issue 7 on the CPU (BackProp at >= 75 % of the peak, exact <= 1.25x
   BackProp, CG-k <= 1.1 (3 + 2k)/3 x BackProp), with the analytic flop ratio beside them.
 
 Flop counts are analytic: a product of an (n, m) and an (m, K) matrix is 2nmK flops, a
 Gram matrix :math:`P^\top P` (K x K, from m rows) K^2 m (BLAS syrk computes one triangle),
-an LU factorisation 2n^3/3 (:func:`~penaltyprop.backend.solve_spd`), its two triangular
-solves with r right-hand sides 2n^2 r.
+a Cholesky factorisation n^3/3, two triangular solves with r right-hand sides 2n^2 r
+(:func:`~penaltyprop.backend.solve_spd`).
 Elementwise work (bias, ReLU, softmax, the CG's vector updates, the update) counts zero:
 it is memory-bound, and the table shows what it costs in time.
 
@@ -147,8 +148,10 @@ def step_flops(shapes, mode, batch_size):
     BackProp: every layer's forward and gradient products, and the adjoint of every layer
     but the first (no error is sent back to the data). ProxProp: the same (the exact
     solver's last product :math:`-Y A^\top`, CG's first residual :math:`-\delta A^\top`
-    replace the gradient), plus per hidden layer, exact: Gram matrix, LU factorisation and
-    two triangular solves of the smaller system (batch K x K, or primal (m+1) x (m+1));
+    replace the gradient), plus per hidden layer, exact: Gram matrix, Cholesky factorisation
+    and two triangular solves of the smaller system (batch K x K with min(n, m+1)
+    right-hand sides, as :func:`~penaltyprop.prox.prox_exact` associates the product, or
+    primal (m+1) x (m+1) with n);
     CG-k: k applications of :math:`H = AA^\top + I/\tau_\theta`, 4 n m K each.
     """
     gemm = [2 * n * m * K for n, m, K in shapes]
@@ -156,9 +159,9 @@ def step_flops(shapes, mode, batch_size):
     for n, m, K in shapes[:-1]:  # the hidden (prox) layers
         if mode.solver == "exact":
             if choose_system(m, K) == "batch":
-                flops += K * K * m + 2 * K**3 / 3 + 2 * K * K * n
+                flops += K * K * m + K**3 / 3 + 2 * K * K * min(n, m + 1)
             else:
-                flops += m * m * K + 2 * (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
+                flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
         elif mode.solver == "cg":
             flops += mode.cg_iterations * 4 * n * m * K
     return flops
@@ -273,13 +276,18 @@ def breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed=0):
 
     grams = [gram(*layer) for layer in layers]
 
-    def solve(G, layer):
-        P, D, grad, system = layer
-        return solve_spd(G, D.T if system == "batch" else grad[0].T)
+    def rhs(P, D, grad, system):  # the right-hand sides prox_exact solves for
+        m, K = P.shape
+        if system == "primal":
+            return grad[0].T  # (m, n_out); the bias column is left out
+        if D.shape[0] <= m + 1:
+            return D.T  # (K, n_out): Y = delta G^{-1}
+        return xp.concatenate([P.T, xp.ones((K, 1), dtype=P.dtype)], axis=1)  # Z = G^{-1} A^T
 
+    rhss = [rhs(*layer) for layer in layers]
     tasks["exact: Gram matrix"] = each(gram)
-    tasks["exact: solve (LU factorisation + 2 triangular solves)"] = (
-        lambda: [solve(G, lay) for G, lay in zip(grams, layers)])
+    tasks["exact: solve (Cholesky + 2 triangular solves)"] = (
+        lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])
     tasks["CG: one application of H"] = each(lambda P, D, grad, s: apply_H(grad[0], grad[1], P,
                                                                             tau_theta))
     tasks["CG: CG-1 solve"] = each(lambda P, D, grad, s: prox_cg(P, grad, tau_theta, 1))
@@ -294,7 +302,7 @@ def _model_of(mode, pieces):
     out = {"forward": m["forward pass"], "backward": backward}
     if mode.solver == "exact":
         out.update(gram=m["exact: Gram matrix"],
-                   solve=m["exact: solve (LU factorisation + 2 triangular solves)"])
+                   solve=m["exact: solve (Cholesky + 2 triangular solves)"])
     elif mode.solver == "cg":
         k, H = mode.cg_iterations, m["CG: one application of H"]
         iteration = m["CG: CG-2 solve"] - m["CG: CG-1 solve"]  # one more iteration

@@ -71,19 +71,28 @@ def test_flop_counts_match_a_hand_count():
     fwd = 2 * 16 * 20 * 8 + 2 * 10 * 16 * 8  # W_1 a_0, W_2 a_1
     backprop = fwd + fwd + 2 * 10 * 16 * 8  # + both gradients e a^T, + the adjoint W_2^T e
     assert bench.step_flops(shapes, bench.Mode("BackProp", "backprop"), 8) == backprop
-    # exact, batch system (K = 8 < m + 1 = 21): Gram 8*8*20, LU 2*8^3/3, 2 solves 2*8*8*16
-    exact = backprop + 8 * 8 * 20 + 2 * 8**3 / 3 + 2 * 8 * 8 * 16
+    # exact, batch system (K = 8 < m + 1 = 21): Gram 8*8*20, Cholesky 8^3/3, and two
+    # triangular solves with min(n_out, m + 1) = 16 right-hand sides, 2*8*8*16
+    exact = backprop + 8 * 8 * 20 + 8**3 / 3 + 2 * 8 * 8 * 16
     assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 8) == pytest.approx(exact)
     # CG-3: three applications of H on layer 1, each a forward and an adjoint product
     cg3 = backprop + 3 * (2 * 16 * 20 * 8) * 2
     assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 8) == cg3
 
 
+def test_flop_count_of_the_batch_system_with_few_inputs():
+    """n_out > m + 1: prox_exact solves for G^-1 A^T, with m + 1 right-hand sides."""
+    shapes = [(30, 4, 3), (2, 30, 3)]
+    backprop = 2 * (2 * 30 * 4 * 3 + 2 * 2 * 30 * 3) + 2 * 2 * 30 * 3
+    exact = backprop + 3 * 3 * 4 + 3**3 / 3 + 2 * 3 * 3 * 5
+    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 3) == pytest.approx(exact)
+
+
 def test_flop_count_of_the_primal_system():
     """With K >= m + 1 the exact solver uses the (m+1) x (m+1) system: its flops are counted."""
     shapes = [(6, 4, 50), (3, 6, 50)]
     backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
-    exact = backprop + 4 * 4 * 50 + 2 * 5**3 / 3 + 2 * 5 * 5 * 6
+    exact = backprop + 4 * 4 * 50 + 5**3 / 3 + 2 * 5 * 5 * 6
     assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 50) == pytest.approx(exact)
 
 

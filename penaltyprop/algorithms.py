@@ -24,7 +24,8 @@ from __future__ import annotations
 from .checks import check_choice, check_int, check_positive, check_problem
 from .forward import _forward
 from .losses import cross_entropy_and_grad
-from .prox import CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, prox_cg, prox_exact, prox_gradient
+from .prox import (CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, apply_At, prox_cg, prox_exact,
+                   prox_gradient)
 
 SOLVERS = ("exact", "cg", "gradient")
 
@@ -97,8 +98,7 @@ def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_sys
         if solver == "exact":
             DW, db = prox_exact(P, D, tau_theta, system=exact_system, info=info)  # Eq. 44
         else:
-            grad = phi.adjoint_theta(a_prev, delta)  # delta A^T = tau grad_{theta_l} J (Eq. 26)
-            grad = (phi.weight_matrix(grad[0]), grad[1])
+            grad = apply_At(D, P)  # delta A^T = tau grad_{theta_l} J (Eq. 26), from the P we have
             if solver == "cg" and cg_variant == "authors":
                 grad = (grad[0] / tau, grad[1] / tau)  # grad_{theta_l} J, unscaled (Eq. 26)
                 DW, db = prox_cg(P, grad, tau_theta, cg_iterations, tol=cg_tol,

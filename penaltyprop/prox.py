@@ -73,6 +73,8 @@ def apply_A(VW, vb, P):
 
 def apply_At(R, P):
     r""":math:`R \mapsto R A^\top = (R P^\top, R\mathbf{1})`, the adjoint of :math:`\phi` in theta (Eq. 43)."""
+    if P.shape[1] > P.shape[0]:  # long K (a convolution's H*W*N columns): BLAS is far faster
+        return (P @ R.T).T, R.sum(axis=1)  # computing the small (m, n_out) product and transposing
     return R @ P.T, R.sum(axis=1)  # (n_out, K) @ (K, m); (n_out,)
 
 

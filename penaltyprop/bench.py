@@ -330,8 +330,6 @@ def machine_info():
             "penaltyprop": __version__}
     if hasattr(os, "sched_getaffinity"):
         info["cores_usable"] = len(os.sched_getaffinity(0))
-    if hasattr(os, "getloadavg"):
-        info["load_average_start"] = list(os.getloadavg())
     return info
 
 
@@ -368,6 +366,7 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     ``targets``, ``maxrss_bytes``, ``wall_s``.
     """
     wall0 = time.perf_counter()
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     say = progress or (lambda text: None)
     for name, v in (("batch_size", batch_size), ("repetitions", repetitions)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -397,16 +396,18 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     gemms = gemm_tasks(xp, shapes, dtype, seed)
     tasks = {name: fn for name, (fn, _, _) in gemms.items()}
     tasks.update({mode.label: step_fn(mode) for mode in mode_list})
-    piece_tasks = {}
-    if breakdown:
-        piece_tasks = breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed)
-        tasks.update({"piece: " + name: fn for name, fn in piece_tasks.items()})
-    say("warm-up round")
+    say("steps and GEMMs: warm-up round")
     timed = _interleaved(xp, tasks, repetitions, say)
-    pieces = {name: timed["piece: " + name] for name in piece_tasks}
+    gemm_flops = {name: (f, in_bp) for name, (_, f, in_bp) in gemms.items()}
+    del gemms, tasks  # free the GEMM operands
+    pieces = {}
+    if breakdown:  # a phase of its own: its arrays would crowd the steps' memory
+        say("breakdown: warm-up round")
+        pieces = _interleaved(xp, breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed),
+                              repetitions, say)
 
     gemm_rows = []
-    for name, (_, f, in_bp) in gemms.items():
+    for name, (f, in_bp) in gemm_flops.items():
         s = timed[name]
         gemm_rows.append({"name": name, "gflop": f / 1e9, "median_s": s["median_s"],
                           "gflops": f / s["median_s"] / 1e9, "in_backprop": in_bp})
@@ -418,7 +419,6 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
             "gemms": gemm_rows,
             "definition": "sum of the flops of every layer's forward, gradient and adjoint "
                           "product over the sum of their median times, each timed alone"}
-
 
     t_bp = timed["BackProp"]["median_s"]
     rows = []
@@ -452,7 +452,8 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
                         "holds": row["ratio_to_backprop"] <= row["target_ratio"]})
 
     machine = machine_info()
-    if hasattr(os, "getloadavg"):
+    if load_start is not None:  # 1, 5 and 15-minute load averages: others' work on the machine
+        machine["load_average_start"] = load_start
         machine["load_average_end"] = list(os.getloadavg())
     config = {"model": "cnn" if model == "cnn" else list(model), "network": repr(net),
               "batch_size": batch_size, "dtype": dtype, "backend": backend,

@@ -91,7 +91,7 @@ def check_agreement(iterations=(1, 3, 10), seed=0):
 def step_times(iterations, repetitions, batch_size):
     """Median seconds of whole directions on the paper's MLP: BackProp, and CG-k both ways."""
     import penaltyprop as pp
-    from penaltyprop.algorithms import _prox_step_c, _proxprop_direction, _sweep
+    from penaltyprop.algorithms import _proxprop_direction, _sweep
     from penaltyprop.forward import _gradient
 
     net = pp.mlp([3072, 4000, 1000, 4000, 10])

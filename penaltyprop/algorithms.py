@@ -24,8 +24,8 @@ from __future__ import annotations
 from .checks import check_choice, check_int, check_positive, check_problem
 from .forward import _forward
 from .losses import cross_entropy_and_grad
-from .prox import (CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, apply_At, prox_cg, prox_exact,
-                   prox_gradient)
+from .prox import (CG_SPACES, CG_VARIANTS, EXACT_SYSTEMS, ProxInfo, apply_At, choose_system,
+                   prox_cg, prox_cg_batch, prox_exact, prox_gradient)
 
 SOLVERS = ("exact", "cg", "gradient")
 
@@ -83,12 +83,15 @@ def _gradient_step_c(step):
 
 
 def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos,
-                 tau=1.0):
+                 tau=1.0, cg_space="auto"):
     """Step (c) of Algorithm 2: the proximal step of Eq. 11 on theta_l, by the chosen solver.
 
     ``tau`` matters only for ``cg_variant="authors"``, whose epsilon is not scale-invariant:
     like the authors' code it solves for the unscaled gradient (internal step tau = 1) and
-    multiplies the update by tau afterwards.
+    multiplies the update by tau afterwards. ``cg_space`` picks where textbook CG runs:
+    matrix-free in parameter space (:func:`prox_cg`) or, with the same iterates, in batch
+    coordinates (:func:`prox_cg_batch`); ``"auto"`` takes the smaller space, like
+    ``exact_system``.
     """
 
     def step_c(l, phi, theta_l, a_prev, delta):
@@ -97,6 +100,9 @@ def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_sys
         info = ProxInfo(solver) if infos is not None else None
         if solver == "exact":
             DW, db = prox_exact(P, D, tau_theta, system=exact_system, info=info)  # Eq. 44
+        elif solver == "cg" and cg_variant == "textbook" and _batch_space(P, cg_space):
+            DW, db = prox_cg_batch(P, D, tau_theta, cg_iterations, tol=cg_tol,
+                                   history=infos is not None, info=info)  # Eq. 16, by CG
         else:
             grad = apply_At(D, P)  # delta A^T = tau grad_{theta_l} J (Eq. 26), from the P we have
             if solver == "cg" and cg_variant == "authors":
@@ -115,6 +121,13 @@ def _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_sys
         return DW.reshape(phi.weight_shape), db
 
     return step_c
+
+
+def _batch_space(P, cg_space):
+    """Run textbook CG in batch coordinates? ``"auto"``: when K < m+1, as for the exact solve."""
+    if cg_space == "auto":
+        return choose_system(*P.shape) == "batch"
+    return cg_space == "batch"
 
 
 def _apply(theta, updates):
@@ -157,10 +170,15 @@ def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
 
 
 # --------------------------------------------------------------------------- Algorithm 2
-def _check_prox_options(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system):
+def _check_prox_options(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system,
+                        cg_space="auto"):
     tau_theta = check_positive(tau_theta, "tau_theta")
     check_choice(solver, "solver", SOLVERS)
     check_choice(exact_system, "exact_system", EXACT_SYSTEMS)
+    check_choice(cg_space, "cg_space", CG_SPACES)
+    if cg_variant == "authors" and cg_space == "batch":
+        raise ValueError("cg_space='batch' runs textbook CG only; the authors' variant "
+                         "(cg_variant='authors') runs in parameter space")
     check_choice(cg_variant, "cg_variant", CG_VARIANTS)
     if solver == "cg":
         if cg_iterations is None:
@@ -172,7 +190,7 @@ def _check_prox_options(tau_theta, solver, cg_iterations, cg_tol, cg_variant, ex
 
 
 def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=None, cg_tol=None,
-             cg_variant="textbook", exact_system="auto", return_info=False):
+             cg_variant="textbook", exact_system="auto", cg_space="auto", return_info=False):
     r"""Algorithm 2 (ProxProp): Eqs. 7-12, hidden layers updated by the prox step of Eq. 11.
 
     Parameters
@@ -196,6 +214,10 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
         scaled by tau afterwards), to reproduce the paper's numbers; see
         :func:`~penaltyprop.prox.prox_cg` and docs/cg_variant.md.
     exact_system : ``"auto"`` (the smaller), ``"primal"`` ((n_in+1)^2) or ``"batch"`` (N x N).
+    cg_space : ``"auto"`` (the smaller), ``"parameter"`` (matrix-free: each iteration applies
+        phi and its adjoint, :func:`~penaltyprop.prox.prox_cg`) or ``"batch"`` (the same
+        iterates in batch coordinates, each iteration one product with the N x N Gram
+        matrix, :func:`~penaltyprop.prox.prox_cg_batch`). Textbook CG only.
     return_info : also return one :class:`~penaltyprop.prox.ProxInfo` per hidden layer
         (with the CG residual history).
 
@@ -207,20 +229,21 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
     """
     tau = check_positive(tau, "tau")
     tau_theta, cg_iterations, cg_tol = _check_prox_options(
-        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system)
+        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space)
     check_problem(net, theta, X, y)
     infos = [] if return_info else None
     step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, infos,
-                          tau=tau)
+                          tau=tau, cg_space=cg_space)
     _, updates = _sweep(net, theta, X, y, tau, 1.0, 1.0, step_c)  # rho = gamma = 1/tau
     theta_new = _apply(theta, updates)
     return (theta_new, infos[::-1]) if return_info else theta_new
 
 
 def _proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iterations=None,
-                        cg_tol=None, cg_variant="textbook", exact_system="auto"):
+                        cg_tol=None, cg_variant="textbook", exact_system="auto", cg_space="auto"):
     """(J, direction) without input checks: for the training loop."""
-    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, None)
+    step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, None,
+                          cg_space=cg_space)
 
     def direction_c(l, phi, theta_l, a_prev, delta):
         # Every prox solver is linear in delta and negation is exact in floating point, so
@@ -233,7 +256,7 @@ def _proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteratio
 
 
 def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iterations=None,
-                       cg_tol=None, cg_variant="textbook", exact_system="auto"):
+                       cg_tol=None, cg_variant="textbook", exact_system="auto", cg_space="auto"):
     r"""The ProxProp direction :math:`(\theta^k - \theta^{k+1})/\tau` for first-order optimizers.
 
     By Proposition 2 it equals :math:`M_l^{-1}\nabla_{\theta_l}J` on the prox layers
@@ -251,7 +274,7 @@ def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteration
     list of (dW, db) pairs with the structure of theta.
     """
     tau_theta, cg_iterations, cg_tol = _check_prox_options(
-        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system)
+        tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space)
     check_problem(net, theta, X, y)
     return _proxprop_direction(net, theta, X, y, tau_theta, solver, cg_iterations, cg_tol,
-                               cg_variant, exact_system)[1]
+                               cg_variant, exact_system, cg_space)[1]

@@ -50,7 +50,7 @@ from .backend import (array_module, blas_info, get_backend, host_rng, peak_memor
 from .forward import _forward, _gradient
 from .network import mlp
 from .optim import sgd
-from .prox import apply_At, apply_H, choose_system, prox_cg
+from .prox import apply_At, apply_H, choose_system, prox_cg, prox_cg_batch
 
 #: The paper's fully connected network (Section 5.1).
 PAPER_MLP = (3072, 4000, 1000, 4000, 10)
@@ -152,7 +152,9 @@ def step_flops(shapes, mode, batch_size):
     and two triangular solves of the smaller system (batch K x K with min(n, m+1)
     right-hand sides, as :func:`~penaltyprop.prox.prox_exact` associates the product, or
     primal (m+1) x (m+1) with n);
-    CG-k: k applications of :math:`H = AA^\top + I/\tau_\theta`, 4 n m K each.
+    CG-k: k applications of :math:`H = AA^\top + I/\tau_\theta`; matrix-free (parameter
+    space) 4 n m K each; in batch coordinates (when K < m+1, as ``cg_space="auto"`` picks)
+    2 n K^2 each, plus the Gram matrix once (its final :math:`C_D A^\top` replaces the gradient).
     """
     gemm = [2 * n * m * K for n, m, K in shapes]
     flops = 2 * sum(gemm) + sum(gemm[1:])  # forward + gradient, adjoints of layers 2..L-1
@@ -162,6 +164,8 @@ def step_flops(shapes, mode, batch_size):
                 flops += K * K * m + K**3 / 3 + 2 * K * K * min(n, m + 1)
             else:
                 flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
+        elif mode.solver == "cg" and choose_system(m, K) == "batch":
+            flops += K * K * m + mode.cg_iterations * 2 * n * K * K
         elif mode.solver == "cg":
             flops += mode.cg_iterations * 4 * n * m * K
     return flops
@@ -288,10 +292,20 @@ def breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed=0):
     tasks["exact: Gram matrix"] = each(gram)
     tasks["exact: solve (Cholesky + 2 triangular solves)"] = (
         lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])
-    tasks["CG: one application of H"] = each(lambda P, D, grad, s: apply_H(grad[0], grad[1], P,
-                                                                            tau_theta))
-    tasks["CG: CG-1 solve"] = each(lambda P, D, grad, s: prox_cg(P, grad, tau_theta, 1))
-    tasks["CG: CG-2 solve"] = each(lambda P, D, grad, s: prox_cg(P, grad, tau_theta, 2))
+    def operator(P, D, grad, system, G):  # one application of H, in the space CG runs in
+        return D @ G if system == "batch" else apply_H(grad[0], grad[1], P, tau_theta)
+
+    def cg(k):  # a whole CG-k solve, as algorithms._prox_step_c runs it (cg_space="auto")
+        def solve(P, D, grad, system):
+            if system == "batch":
+                return prox_cg_batch(P, D, tau_theta, k)
+            return prox_cg(P, grad, tau_theta, k)
+        return each(solve)
+
+    tasks["CG: one application of H"] = (
+        lambda: [operator(*layer, G) for layer, G in zip(layers, grams)])
+    tasks["CG: CG-1 solve"] = cg(1)
+    tasks["CG: CG-2 solve"] = cg(2)
     return tasks
 
 

@@ -42,6 +42,7 @@ from .backend import array_module, solve_spd, to_host
 
 EXACT_SYSTEMS = ("auto", "primal", "batch")
 CG_VARIANTS = ("textbook", "authors")
+CG_SPACES = ("auto", "parameter", "batch")
 #: ``variant="authors"`` of :func:`prox_cg`: the epsilon its code adds to both CG
 #: denominators, and the ``tol`` of its stopping rule (tfrerix/proxprop, ProxProp.py).
 AUTHORS_CG_EPS = 1e-6
@@ -87,9 +88,14 @@ def apply_H(VW, vb, P, tau_theta):
     return QW, qb
 
 
+def _row_inner(U, V):
+    """Row-wise inner products <U_i, V_i> of two (n_out, n) arrays: shape (n_out,)."""
+    return array_module(U).einsum("ij,ij->i", U, V)  # no (n_out, n) temporary
+
+
 def _rowdot(UW, ub, VW, vb):
     """Row-wise inner products <U_i, V_i> of two (W, b) pairs: shape (n_out,)."""
-    return array_module(UW).einsum("ij,ij->i", UW, VW) + ub * vb  # no (n_out, m) temporary
+    return _row_inner(UW, VW) + ub * vb
 
 
 # --------------------------------------------------------------------------- exact
@@ -266,6 +272,81 @@ def prox_cg(P, grad, tau_theta, iterations, tol=None, history=False, info=None,
         if history:
             info.residual_norms = to_host(xp.stack(norms))
     return DW, db
+
+
+def prox_cg_batch(P, delta, tau_theta, iterations, tol=None, history=False, info=None):
+    r"""The same textbook CG as :func:`prox_cg`, run in batch coordinates (K < m+1 pays).
+
+    CG on :math:`D H = -\delta A^\top` starts at :math:`D_0 = 0` with
+    :math:`r_0 = -\delta A^\top`, and every vector it forms stays of the form
+    :math:`C A^\top` with an (n_out, K) coefficient array C, because
+
+    .. math:: (C A^\top)\,H = C A^\top A A^\top + C A^\top/\tau_\theta = (C\,G)\,A^\top,
+              \qquad G = A^\top A + I/\tau_\theta \quad (K \times K),
+
+    the push-through identity that also gives the batch-space exact solve. Inner products
+    are :math:`\langle C_1A^\top, C_2A^\top\rangle_i = \langle C_1\mathcal{K}, C_2\rangle_i`
+    with the Gram matrix :math:`\mathcal{K} = A^\top A = P^\top P + \mathbf{1}\mathbf{1}^\top`.
+    So this loop keeps C and :math:`C\mathcal{K}` for r and p, and is *line for line*
+    :func:`prox_cg`: same step lengths :math:`\alpha_i, \beta_i`, same iterates (in exact
+    arithmetic; to rounding in floating point, tested), same residual norms. One operator
+    application costs one product with the K x K Gram matrix (2 n_out K^2 flops) instead of
+    :math:`\phi` and its adjoint (4 n_out m K flops); the Gram matrix is formed once
+    (K^2 m flops, as in :func:`prox_exact`), and :math:`D = C_D A^\top` costs one adjoint at
+    the end. It is not matrix-free; the paper's matrix-free form is :func:`prox_cg`, which
+    the convolutions (K = H W N, far above m) use.
+
+    One numerical difference: residual norms come from :math:`\sqrt{c\,\mathcal{K} c^\top}`, so
+    they are accurate to about :math:`\sqrt{\epsilon}\,\|r_0\|` (1e-8 relative in float64,
+    3e-4 in float32), not to :math:`\epsilon`; a ``tol`` below that may not be met early.
+
+    Parameters
+    ----------
+    P : (m, K) patch matrix. delta : (n_out, K) rows of :math:`z^k - z^{k+1/2}`.
+    tau_theta, iterations, tol, history, info : as in :func:`prox_cg`.
+
+    Returns
+    -------
+    (DW, db) : the update :math:`\Theta^{k+1} - \Theta^k`.
+    """
+    xp = array_module(P)
+    Kg = P.T @ P  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
+    Kg += 1
+    cD = xp.zeros_like(delta)  # D = cD A^T
+    cr = -delta  # r_0 = -delta A^T
+    Kr = cr @ Kg
+    cp, Kp = cr.copy(), Kr.copy()  # p_0 = r_0, in its own arrays (updated in place below)
+    rr = _row_inner(cr, Kr)  # <r_i, r_i> = (cr Kg cr^T)_ii, (n_out,)
+    rr0 = rr
+    norms = [xp.sqrt(xp.maximum(rr, 0))] if history else None
+    done = 0
+    for _ in range(iterations):
+        cq = Kp + cp / tau_theta  # q = H p = (cp G) A^T
+        Kq = cq @ Kg  # the one operator application: a product with the Gram matrix
+        pq = _row_inner(Kp, cq)  # <p_i, (Hp)_i>
+        alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
+        cD += alpha[:, None] * cp  # D_i += alpha_i p_i
+        cr -= alpha[:, None] * cq  # r_i -= alpha_i (Hp)_i
+        Kr -= alpha[:, None] * Kq
+        rr_new = _row_inner(cr, Kr)
+        done += 1
+        if history:
+            norms.append(xp.sqrt(xp.maximum(rr_new, 0)))
+        if done == iterations:
+            break  # stop before computing a search direction that would go unused
+        if tol is not None and bool((rr_new <= tol * tol * rr0).all()):
+            break
+        beta = xp.where(rr > 0, rr_new / xp.where(rr > 0, rr, 1), 0)
+        cp *= beta[:, None]  # p_i <- r_i + beta_i p_i
+        cp += cr
+        Kp *= beta[:, None]
+        Kp += Kr
+        rr = rr_new
+    if info is not None:
+        info.solver, info.system, info.size, info.iterations = "cg", "batch", P.shape[1], done
+        if history:
+            info.residual_norms = to_host(xp.stack(norms))
+    return apply_At(cD, P)  # D = cD A^T
 
 
 # --------------------------------------------------------------------------- explicit step

@@ -75,9 +75,15 @@ def test_flop_counts_match_a_hand_count():
     # triangular solves with min(n_out, m + 1) = 16 right-hand sides, 2*8*8*16
     exact = backprop + 8 * 8 * 20 + 8**3 / 3 + 2 * 8 * 8 * 16
     assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 8) == pytest.approx(exact)
-    # CG-3: three applications of H on layer 1, each a forward and an adjoint product
-    cg3 = backprop + 3 * (2 * 16 * 20 * 8) * 2
+    # CG-3 in batch coordinates (K = 8 < m + 1 = 21, what cg_space="auto" runs): the Gram
+    # matrix 8*8*20 once, then three products with it, 2*16*8*8 each
+    cg3 = backprop + 8 * 8 * 20 + 3 * (2 * 16 * 8 * 8)
     assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 8) == cg3
+    # with K >= m + 1 CG runs matrix-free: each application of H a forward and an adjoint
+    shapes = [(6, 4, 50), (3, 6, 50)]
+    backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
+    cg3 = backprop + 3 * (2 * 6 * 4 * 50) * 2
+    assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 50) == cg3
 
 
 def test_flop_count_of_the_batch_system_with_few_inputs():

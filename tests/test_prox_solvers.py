@@ -123,3 +123,70 @@ def test_proxprop_returns_info_per_hidden_layer(backend):
     for i in infos:
         r0, rk = i.residual_norms[0], i.residual_norms[-1]
         assert np.all(rk[r0 > 0] < r0[r0 > 0]) and np.all(rk[r0 == 0] == 0)
+
+
+# --------------------------------------------------------------------------- CG in batch coordinates
+@pytest.mark.parametrize("m,K", [(12, 5), (30, 8), (6, 6), (3, 10)])
+@pytest.mark.parametrize("k", [1, 2, 4, 9])
+def test_batch_coordinate_cg_has_the_same_iterates(backend, m, K, k):
+    """prox_cg_batch is textbook CG on D = C A^T: row by row the iterates of prox_cg and of
+    scipy's cg (rounding apart), whichever space is smaller."""
+    from penaltyprop.prox import prox_cg_batch
+
+    xp = get_backend(backend)
+    P, delta = layer(m + 7 * K + k, m, K, n_out=5)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    info_b, info_p = ProxInfo("cg"), ProxInfo("cg")
+    batch = prox_cg_batch(Pd, dd, 0.3, k, history=True, info=info_b)
+    param = prox_cg(Pd, (dd @ Pd.T, dd.sum(axis=1)), 0.3, k, history=True, info=info_p)
+    Db = np.hstack([to_host(batch[0]), to_host(batch[1])[:, None]])
+    Dp = np.hstack([to_host(param[0]), to_host(param[1])[:, None]])
+    # Same arithmetic in exact terms; the two orders of operations differ by rounding,
+    # amplified at most by the condition number of H (< 1e3 here) over k iterations.
+    assert np.max(np.abs(Db - Dp)) <= 1e-10 * np.max(np.abs(Dp))
+    # Batch coordinates get ||r_i|| from sqrt(c K c^T): an absolute accuracy of about
+    # sqrt(eps) ||r_0|| (1.5e-8 relative in float64), not eps: converged rows read ~1e-8.
+    r0 = info_p.residual_norms[0].max()
+    assert np.allclose(info_b.residual_norms, info_p.residual_norms, rtol=1e-7, atol=1e-7 * r0)
+    assert (info_b.system, info_p.system) == ("batch", "matrix-free")
+    H = H_of(P, 0.3)
+    A = np.vstack([P, np.ones((1, K))])
+    for i in range(5):
+        x, _ = spla.cg(H, -(delta @ A.T)[i], x0=np.zeros(m + 1), maxiter=k, rtol=0.0, atol=0.0)
+        assert np.max(np.abs(Db[i] - x)) <= 1e-10 * max(1.0, np.max(np.abs(x)))
+
+
+def test_batch_coordinate_cg_tolerance_and_zero_rows(backend):
+    from penaltyprop.prox import prox_cg_batch
+
+    xp = get_backend(backend)
+    P, delta = layer(8, 40, 12)
+    delta[2] = 0.0  # a dead unit: its row must stay exactly zero, not NaN
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    info = ProxInfo("cg")
+    DW, db = prox_cg_batch(Pd, dd, 1.0, 100, tol=1e-6, history=True, info=info)
+    assert info.iterations < 100 and np.all(info.residual_norms[-1] <= 1e-6 * info.residual_norms[0])
+    assert np.all(to_host(DW)[2] == 0) and to_host(db)[2] == 0
+    exact = prox_exact(Pd, dd, 1.0)
+    assert np.max(np.abs(to_host(DW) - to_host(exact[0]))) < 1e-6 * np.max(np.abs(to_host(exact[0])))
+
+
+@pytest.mark.parametrize("cg_space", ["auto", "parameter", "batch"])
+def test_proxprop_gives_the_same_update_in_either_cg_space(backend, cg_space):
+    net, theta, X, y = random_problem([9, 7, 8, 3], 5, seed=3, backend=backend)  # N < widths
+    ref = pp.proxprop(net, theta, X, y, 1.0, 0.5, solver="cg", cg_iterations=3, cg_space="parameter")
+    new, infos = pp.proxprop(net, theta, X, y, 1.0, 0.5, solver="cg", cg_iterations=3,
+                             cg_space=cg_space, return_info=True)
+    expected_system = "matrix-free" if cg_space == "parameter" else "batch"  # auto: N=5 < 8, 10
+    assert all(i.system == expected_system for i in infos)
+    for (W, b), (W0, b0) in zip(new, ref):
+        assert np.max(np.abs(to_host(W) - to_host(W0))) < 1e-13
+
+
+def test_cg_space_errors():
+    net, theta, X, y = random_problem([5, 6, 3], 4)
+    with pytest.raises(ValueError, match="cg_space must be one of"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_space="dual")
+    with pytest.raises(ValueError, match="cg_space='batch' runs textbook CG only"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="authors",
+                    cg_space="batch")

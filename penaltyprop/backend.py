@@ -7,10 +7,10 @@ available; CuPy is optional and only imported when asked for.
 
 The linear algebra the prox solvers need is wrapped here so that the same call works
 on both backends: :func:`solve_spd` (the exact prox's solve, which keeps float32 and
-keeps SciPy's thread pool out of NumPy's way: see its docstring), and a Cholesky
-factorisation with the two
-triangular solves that use it (``cupyx.scipy.linalg`` has no ``cho_solve``, so a
-Cholesky solve is ``cholesky`` followed by two ``solve_triangular`` calls).
+keeps SciPy's thread pool out of NumPy's way: see its docstring), and the two
+triangular solves of a Cholesky solve (``cupyx.scipy.linalg`` has no ``cho_solve``, so
+on CuPy a Cholesky solve is ``cupy.linalg.cholesky`` followed by two ``solve_triangular``
+calls).
 
 Random numbers are drawn on the host from one seeded NumPy generator and then
 moved to the device, so CPU and GPU runs start from identical numbers.
@@ -46,15 +46,6 @@ def _import_cupy():
     return _cupy
 
 
-def cupy_available() -> bool:
-    """True when CuPy imports and sees at least one GPU."""
-    try:
-        cp = _import_cupy()
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return False
-
-
 def get_backend(name: str = "numpy"):
     """Return the array namespace for ``name``, ``"numpy"`` or ``"cupy"``.
 
@@ -75,11 +66,6 @@ def array_module(*arrays):
     if _cupy is not None:
         return _cupy.get_array_module(*arrays)
     return np
-
-
-def backend_name(xp) -> str:
-    """``"numpy"`` or ``"cupy"`` for a namespace returned by this module."""
-    return "numpy" if xp is np else "cupy"
 
 
 def to_device(x, xp, dtype=None):
@@ -175,28 +161,6 @@ def blas_info() -> list:
 
 
 # --------------------------------------------------------------------------- linear algebra
-def cholesky(A):
-    r"""Lower Cholesky factor :math:`L` with :math:`A = L L^\top`, on A's backend.
-
-    Parameters
-    ----------
-    A : (n, n) symmetric positive definite array.
-
-    Raises
-    ------
-    ValueError
-        If A is not (numerically) positive definite.
-    """
-    xp = array_module(A)
-    try:
-        L = xp.linalg.cholesky(A)
-    except np.linalg.LinAlgError as err:
-        raise ValueError(f"matrix of shape {A.shape} is not positive definite") from err
-    if xp is not np and not bool(xp.isfinite(L[-1, -1])):  # CuPy returns NaN instead of raising
-        raise ValueError(f"matrix of shape {A.shape} is not positive definite")
-    return L
-
-
 def solve_triangular(L, B, lower=True, trans=False):
     r"""Solve :math:`L X = B` (or :math:`L^\top X = B` with ``trans=True``) for triangular L."""
     xp = array_module(L, B)
@@ -213,7 +177,7 @@ def cho_solve(L, B):
 
     Parameters
     ----------
-    L : (n, n) lower-triangular factor from :func:`cholesky`.
+    L : (n, n) lower-triangular Cholesky factor of A.
     B : (n, k) or (n,) right-hand side.
     """
     Y = solve_triangular(L, B, lower=True)  # L Y = B
@@ -236,8 +200,8 @@ def solve_spd(A, B):
       the calling thread only (:func:`scipy_blas_single_threaded`); NumPy's products keep
       both cores.
 
-    On CuPy it is ``cupy.linalg.cholesky`` and two ``cupyx`` triangular solves, without the
-    finiteness check of :func:`cholesky` (that check would synchronise the device).
+    On CuPy it is ``cupy.linalg.cholesky`` and two ``cupyx`` triangular solves, with no
+    finiteness check (that check would synchronise the device).
 
     Parameters
     ----------

@@ -128,28 +128,6 @@ class Conv2d(LinearTransfer):
             out = xp.ascontiguousarray(out[:, p:p + H, p:p + W, :])
         return out
 
-    def adjoint_theta(self, a, delta):
-        r""":math:`\nabla_\theta\phi(\cdot, a)\,\delta = (\delta P^\top, \delta\mathbf{1})` (Eqs. 25, 43).
-
-        Same map as :meth:`LinearTransfer.adjoint_theta`, with the GEMM written as
-        :math:`(P\,\delta^\top)^\top`: for a convolution the product is small (C_out x m)
-        and its inner dimension K = H W N long, and OpenBLAS ran ``delta @ P.T`` of that
-        shape 10-40x slower than ``P @ delta.T`` on a loaded 2-core machine (measured;
-        docs/convolutions.md).
-
-        Parameters
-        ----------
-        a : (C_in, H, W, N). delta : (C_out, H_out, W_out, N).
-
-        Returns
-        -------
-        (dW, db) : (C_out, C_in, k, k) and (C_out,).
-        """
-        xp = array_module(delta)
-        D = self.to_rows(delta)  # (C_out, K)
-        dWm = (self.patches(a) @ D.T).T  # (m, K) @ (K, C_out), transposed: delta P^T
-        return xp.ascontiguousarray(dWm).reshape(self.weight_shape), D.sum(axis=1)
-
     def to_rows(self, z):
         """(C_out, H_out, W_out, N) -> (C_out, H_out W_out N): a free reshape (columns (h, w, n))."""
         return z.reshape(self.out_shape[0], -1)

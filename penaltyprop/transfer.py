@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 from .backend import array_module
+from .prox import apply_At
 
 
 class LinearTransfer:
@@ -114,9 +115,8 @@ class LinearTransfer:
         -------
         (dW, db) with dW of ``weight_shape`` and db of shape (n_out,).
         """
-        D = self.to_rows(delta)
-        dWm = D @ self.patches(a).T  # (n_out, K) @ (K, m)
-        return dWm.reshape(self.weight_shape), D.sum(axis=1)
+        dWm, db = apply_At(self.to_rows(delta), self.patches(a))  # delta A^T, (n_out, m+1)
+        return dWm.reshape(self.weight_shape), db
 
     def adjoint_a(self, theta_l, delta):
         r""":math:`\nabla_a\phi(\theta, \cdot)\,\delta`, the adjoint in the input (Eqs. 10, 22).

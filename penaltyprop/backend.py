@@ -7,7 +7,8 @@ available; CuPy is optional and only imported when asked for.
 
 The linear algebra the prox solvers need is wrapped here so that the same call works
 on both backends: :func:`solve_spd` (the exact prox's solve, which keeps float32 and
-keeps SciPy's thread pool out of NumPy's way: see its docstring), and the two
+runs on NumPy's own OpenBLAS, so that one thread pool serves the whole step: see its
+docstring and :class:`NumpyLapack`), and the two
 triangular solves of a Cholesky solve (``cupyx.scipy.linalg`` has no ``cho_solve``, so
 on CuPy a Cholesky solve is ``cupy.linalg.cholesky`` followed by two ``solve_triangular``
 calls).
@@ -184,40 +185,56 @@ def cho_solve(L, B):
     return solve_triangular(L, Y, lower=True, trans=True)  # L^T X = Y
 
 
-def solve_spd(A, B):
+def solve_spd(A, B, overwrite_b=False):
     r"""Solve :math:`A X = B` for a symmetric positive definite A: Cholesky and two triangular solves.
 
     This is the solve of the exact prox (Eq. 44), on the hot path between the matrix
-    products of a training step, so two things matter on the CPU:
+    products of a training step. On the CPU three things matter:
 
     * **Precision.** ``numpy.linalg`` computes in float64 whatever the input (and casts
-      back), so float32 goes to SciPy's LAPACK, which keeps float32.
-    * **One thread pool at a time.** NumPy's and SciPy's wheels each bundle their own
-      OpenBLAS, and each keeps its worker threads spinning for a while after a call. A
-      multi-threaded SciPy solve between NumPy's products left, on two cores, one core to
-      the idle library's spinning thread, both ways: the exact step cost 2-3x the sum of
-      its pieces (DESIGN.md decision 3). SciPy's own OpenBLAS therefore runs this solve on
-      the calling thread only (:func:`scipy_blas_single_threaded`); NumPy's products keep
-      both cores.
+      back); this solve keeps float32 in float32.
+    * **One BLAS.** NumPy's and SciPy's wheels each bundle their own OpenBLAS, and each
+      keeps its worker threads spinning for a while after a call. Alternating the two
+      libraries left, on two cores, one core to the idle library's spinning thread: a
+      multi-threaded SciPy solve between NumPy's products made the exact step cost 2-3x
+      the sum of its pieces (DESIGN.md decision 3). So the solve runs on the OpenBLAS
+      inside NumPy's wheel (LAPACK's ``potrf`` and BLAS's ``trsm``, called through
+      :mod:`ctypes`, see :class:`NumpyLapack`), multi-threaded in the same pool as the
+      products. Where NumPy has no such library (another BLAS, another platform) SciPy
+      solves on the calling thread only (:func:`scipy_blas_single_threaded`), which
+      keeps its pool quiet but runs the triangular solves on one core.
+    * **No copies.** The right-hand sides are solved in the memory layout they come in:
+      a C-ordered B column by column, an F-ordered B (such as ``M.T`` of a C-ordered M,
+      one system per row of M) row by row. ``overwrite_b=True`` lets the solve write X
+      over B when B has one of these layouts.
 
     On CuPy it is ``cupy.linalg.cholesky`` and two ``cupyx`` triangular solves, with no
     finiteness check (that check would synchronise the device).
 
     Parameters
     ----------
-    A : (n, n) symmetric positive definite array.
-    B : (n, r) or (n,) right-hand side on the same backend.
+    A : (n, n) symmetric positive definite array (only its lower triangle is read).
+    B : (n, r) or (n,) right-hand side on the same backend and of the same dtype.
+    overwrite_b : allow X to be written over B (NumPy only; B is never modified otherwise).
+
+    Returns
+    -------
+    X : B's shape, dtype and (for a contiguous B) memory layout.
 
     Raises
     ------
-    ValueError
+    numpy.linalg.LinAlgError (a ValueError)
         On NumPy, if A is not (numerically) positive definite. On CuPy such an A gives
         NaN instead, which the training loop records as divergence.
     """
     if array_module(A, B) is np:
+        lapack = numpy_lapack()
+        if lapack is not None and lapack.supports(A, B):
+            return lapack.cholesky_solve(A, B, overwrite_b=overwrite_b)
         with scipy_blas_single_threaded():
             L = _host_linalg.cholesky(A, lower=True, check_finite=False)
-            return _host_linalg.cho_solve((L, True), B, check_finite=False)
+            return _host_linalg.cho_solve((L, True), B, overwrite_b=overwrite_b,
+                                          check_finite=False)
     return _solve_spd_any(A, B)
 
 
@@ -269,6 +286,149 @@ def scipy_blas_single_threaded():
         return
     with blas.limit(limits=1):
         yield
+
+
+# --------------------------------------------------------------------------- NumPy's own LAPACK
+# CBLAS and LAPACKE enum values (cblas.h, lapacke.h).
+_ROW_MAJOR, _NO_TRANS, _TRANS, _LOWER, _NON_UNIT, _LEFT, _RIGHT = 101, 111, 112, 122, 131, 141, 142
+
+
+class NumpyLapack:
+    r"""Cholesky solves on the OpenBLAS bundled in NumPy's wheel, called through :mod:`ctypes`.
+
+    NumPy's public API has no triangular solve and computes ``numpy.linalg`` in float64;
+    SciPy's LAPACK runs on a second OpenBLAS whose threads fight NumPy's (see
+    :func:`solve_spd`). NumPy's wheels ship the whole of OpenBLAS, LAPACKE and CBLAS
+    included, as a 64-bit-integer build whose symbols carry a suffix ``64_`` (and, from
+    NumPy 2, a prefix ``scipy_``). This class calls two of them, for float32 and float64:
+
+    * ``LAPACKE_?potrf``: :math:`A = L L^\top` (Cholesky), in a copy of A;
+    * ``cblas_?trsm`` twice: :math:`L Y = B`, then :math:`L^\top X = Y`, in place,
+      multi-threaded in NumPy's own pool.
+
+    Use :func:`numpy_lapack` to get the instance (None where NumPy has no such library).
+    """
+
+    def __init__(self, lib, prefix, path):
+        import ctypes
+
+        self.path = path  # the shared library's file
+        i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+        self._potrf, self._trsm = {}, {}
+        for dtype, c, real in ((np.float32, "s", ctypes.c_float), (np.float64, "d", ctypes.c_double)):
+            potrf = getattr(lib, f"{prefix}LAPACKE_{c}potrf64_")
+            potrf.argtypes, potrf.restype = [i32, ctypes.c_char, i64, ptr, i64], i64
+            trsm = getattr(lib, f"{prefix}cblas_{c}trsm64_")
+            trsm.argtypes = [i32, i32, i32, i32, i32, i64, i64, real, ptr, i64, ptr, i64]
+            trsm.restype = None
+            self._potrf[np.dtype(dtype)], self._trsm[np.dtype(dtype)] = potrf, trsm
+
+    def supports(self, A, B):
+        """Whether :meth:`cholesky_solve` takes these arrays (float32/64, matching, 2-D A)."""
+        return (A.dtype in self._potrf and B.dtype == A.dtype and A.ndim == 2 and B.ndim in (1, 2)
+                and A.shape[0] == A.shape[1] == B.shape[0] and A.size > 0 and B.size > 0)
+
+    def cholesky(self, A):
+        """The lower Cholesky factor L of A in a new C-ordered array (its upper part is A's)."""
+        L = np.array(A, order="C")
+        n = L.shape[0]
+        info = self._potrf[L.dtype](_ROW_MAJOR, b"L", n, L.ctypes.data, n)
+        if info != 0:
+            raise np.linalg.LinAlgError(
+                f"the {n} x {n} matrix is not positive definite (Cholesky failed at "
+                f"column {info})" if info > 0 else
+                f"LAPACKE_potrf rejected argument {-info}")
+        return L
+
+    def cholesky_solve(self, A, B, overwrite_b=False):
+        """X with :math:`A X = B`, by Cholesky and two triangular solves (see :func:`solve_spd`)."""
+        L = self.cholesky(A)
+        n = L.shape[0]
+        X = B if overwrite_b and B.flags.writeable else B.copy(order="K")
+        if not (X.flags.c_contiguous or X.flags.f_contiguous):
+            X = np.ascontiguousarray(X)
+        trsm, data = self._trsm[L.dtype], L.ctypes.data
+        if X.ndim == 2 and X.flags.c_contiguous:
+            # B's columns are the systems: L (L^T X) = B, solved from the left.
+            r = X.shape[1]
+            trsm(_ROW_MAJOR, _LEFT, _LOWER, _NO_TRANS, _NON_UNIT, n, r, 1.0, data, n, X.ctypes.data, r)
+            trsm(_ROW_MAJOR, _LEFT, _LOWER, _TRANS, _NON_UNIT, n, r, 1.0, data, n, X.ctypes.data, r)
+        else:
+            # The rows of Xt = X^T (C-ordered) are the systems: Xt L L^T = B^T, from the right.
+            Xt = X.reshape(1, n) if X.ndim == 1 else X.T
+            r = Xt.shape[0]
+            trsm(_ROW_MAJOR, _RIGHT, _LOWER, _TRANS, _NON_UNIT, r, n, 1.0, data, n, Xt.ctypes.data, n)
+            trsm(_ROW_MAJOR, _RIGHT, _LOWER, _NO_TRANS, _NON_UNIT, r, n, 1.0, data, n, Xt.ctypes.data, n)
+        return X
+
+
+_NUMPY_LAPACK = None  # the NumpyLapack instance; False: NumPy has no usable OpenBLAS
+
+
+def numpy_lapack():
+    """The :class:`NumpyLapack` on NumPy's bundled OpenBLAS, or None where there is none.
+
+    Looked up once (:func:`find_numpy_openblas`). A 2 x 2 solve is checked against its
+    exact answer before the library is trusted; anything unexpected leaves None (with a
+    warning if the library was there but answered wrongly), and :func:`solve_spd` falls
+    back to SciPy.
+    """
+    global _NUMPY_LAPACK
+    if _NUMPY_LAPACK is None:
+        _NUMPY_LAPACK = False
+        try:
+            _NUMPY_LAPACK = _load_numpy_lapack() or False
+        except (OSError, AttributeError, TypeError) as err:  # pragma: no cover - a foreign library
+            import warnings
+
+            warnings.warn(f"penaltyprop: cannot call the OpenBLAS in NumPy's wheel ({err}); "
+                          "the exact prox uses SciPy's LAPACK instead", RuntimeWarning, stacklevel=2)
+    return _NUMPY_LAPACK or None
+
+
+def _load_numpy_lapack():
+    found = find_numpy_openblas()
+    if found is None:
+        return None
+    lapack = NumpyLapack(*found)
+    A = np.array([[4.0, 2.0], [2.0, 3.0]])  # A [1, 2]^T = [8, 8]^T
+    for dtype in (np.float32, np.float64):
+        X = lapack.cholesky_solve(A.astype(dtype), np.array([8.0, 8.0], dtype))
+        if not np.allclose(X, [1.0, 2.0], rtol=1e-6):
+            import warnings
+
+            warnings.warn(f"penaltyprop: the OpenBLAS in NumPy's wheel ({found[2]}) failed a "
+                          "2 x 2 test solve; the exact prox uses SciPy's LAPACK instead",
+                          RuntimeWarning, stacklevel=3)
+            return None
+    return lapack
+
+
+def find_numpy_openblas():
+    """``(library, symbol prefix, path)`` of the OpenBLAS inside NumPy's package, or None.
+
+    Found through threadpoolctl: an OpenBLAS whose file lives in NumPy's package
+    (``numpy.libs`` on Linux, ``numpy/.dylibs`` on macOS) and exports the 64-bit-integer
+    LAPACKE/CBLAS symbols (suffix ``64_``; prefix ``scipy_`` from NumPy 2, none before).
+    """
+    import ctypes
+    import os
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    root = os.path.dirname(os.path.abspath(np.__file__))  # .../site-packages/numpy
+    own = (root + os.sep, root + ".libs" + os.sep)
+    for info in threadpool_info():
+        path = info["filepath"]
+        if info.get("internal_api") == "openblas" and os.path.abspath(path).startswith(own):
+            lib = ctypes.CDLL(path)
+            for prefix in ("scipy_", ""):
+                if all(hasattr(lib, f"{prefix}{name}64_") for name in (
+                        "cblas_strsm", "cblas_dtrsm", "LAPACKE_spotrf", "LAPACKE_dpotrf")):
+                    return lib, prefix, path
+    return None
 
 
 def eigvalsh(A):

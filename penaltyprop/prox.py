@@ -131,16 +131,17 @@ def prox_exact(P, delta, tau_theta, system="auto", grad=None, info=None):
         G += 1
         G[xp.diag_indices(K)] += 1 / tau_theta
         # D = -delta G^{-1} A^T, multiplied out the cheaper way: the solve is the costly part,
-        # and it takes n_out right-hand sides one way, m+1 the other (same products).
+        # and it takes n_out right-hand sides one way, m+1 the other (same products). Each
+        # right-hand side is a row; the minus sign rides on the copy the solve works in.
         if delta.shape[0] <= m + 1:
-            Y = solve_spd(G, delta.T).T  # Y = delta G^{-1}, (n_out, K)
-            DW, db = apply_At(-Y, P)  # D = -Y A^T
+            Y = solve_spd(G, (-delta).T, overwrite_b=True).T  # Y = -delta G^{-1}, (n_out, K)
+            DW, db = apply_At(Y, P)  # D = Y A^T
         else:
-            A_T = xp.empty((K, m + 1), dtype=P.dtype)  # A^T = [P^T, 1], (K, m+1)
-            A_T[:, :m] = P.T
-            A_T[:, m] = 1
-            Z = solve_spd(G, A_T)  # Z = G^{-1} A^T, (K, m+1)
-            DW, db = -delta @ Z[:, :m], -delta @ Z[:, m]  # D = -delta Z
+            negA = xp.empty((m + 1, K), dtype=P.dtype)  # -A = -[P; 1^T], (m+1, K)
+            xp.negative(P, out=negA[:m])
+            negA[m] = -1
+            Z = solve_spd(G, negA.T, overwrite_b=True).T  # Z = -A G^{-1} = -(G^{-1} A^T)^T, (m+1, K)
+            DW, db = delta @ Z[:m].T, delta @ Z[m]  # D = -delta G^{-1} A^T = delta Z^T
     else:
         # H = A A^T + I/tau_theta = [[P P^T, P 1], [1^T P^T, K]] + I/tau_theta, (m+1) x (m+1)
         H = xp.empty((m + 1, m + 1), dtype=P.dtype)

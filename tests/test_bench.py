@@ -201,35 +201,6 @@ def test_batch_solve_associated_either_way_equals_the_primal_solve(backend, n_ou
         assert np.abs(b - p).max() <= 1e-14 * cond * scale
 
 
-def test_solve_spd_keeps_float32_and_matches_the_generic_path(xp):
-    """The CPU solve (SciPy, float32) and the CuPy path (cholesky + 2 triangular solves) agree."""
-    from penaltyprop.backend import _solve_spd_any, solve_spd, to_host
-
-    rng = np.random.default_rng(3)
-    M = rng.random((40, 12))
-    A64 = M.T @ M + np.eye(12) / 0.05  # a batch Gram matrix A^T A + I / tau_theta
-    B64 = rng.standard_normal((12, 30))
-    exact = np.linalg.solve(A64, B64)
-    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):  # ~cond * eps of each dtype
-        A, B = xp.asarray(A64.astype(dtype)), xp.asarray(B64.astype(dtype))
-        X, X_any = solve_spd(A, B), _solve_spd_any(A, B)
-        assert X.dtype == dtype and X_any.dtype == dtype
-        for Y in (X, X_any):
-            assert np.abs(to_host(Y) - exact).max() <= tol * np.abs(exact).max()
-
-
-def test_scipy_blas_is_single_threaded_inside_the_block_and_restored_after():
-    from penaltyprop.backend import _scipy_own_blas, scipy_blas_single_threaded
-
-    blas = _scipy_own_blas()
-    before = None if blas is None else [i["num_threads"] for i in blas.info()]
-    with scipy_blas_single_threaded():
-        if blas is not None:  # SciPy bundles its own OpenBLAS (wheels)
-            assert all(i["num_threads"] == 1 for i in blas.info())
-    if blas is not None:
-        assert [i["num_threads"] for i in blas.info()] == before
-
-
 @pytest.mark.parametrize("solver, k, variant", [("exact", None, "textbook"), ("cg", 3, "textbook"),
                                                 ("cg", 2, "authors"), ("gradient", None, "textbook")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

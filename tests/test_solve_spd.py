@@ -1,0 +1,114 @@
+"""The exact prox's SPD solve (Cholesky and two triangular solves) returns the solution of A X = B.
+
+``backend.solve_spd`` runs on three code paths: the OpenBLAS inside NumPy's wheel through
+ctypes (:class:`~penaltyprop.backend.NumpyLapack`, the default on the CPU where it exists),
+SciPy's LAPACK on one thread (the fallback), and CuPy's Cholesky plus two triangular solves
+(``_solve_spd_any``, also run here on NumPy). Every path is checked against a solve in
+float64 by ``numpy.linalg.solve`` (LU, an independent algorithm), for every memory layout
+the prox hands it, with the right-hand side left alone unless it may be overwritten.
+"""
+import pytest
+
+from penaltyprop import backend as be
+from penaltyprop.backend import numpy as np
+
+N = 12
+
+
+def _spd(n=N, seed=3):
+    """A batch Gram matrix A^T A + I / tau_theta (tau_theta = 0.05), as the exact prox builds."""
+    M = np.random.default_rng(seed).random((4 * n, n))
+    return M.T @ M + np.eye(n) / 0.05
+
+
+def _layouts(rng, dtype):
+    """Right-hand sides of shape (N, r) or (N,) in every layout: C, F, strided, 1-D, one column."""
+    def draw(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    return {
+        "C (columns are systems)": draw(N, 30),
+        "F (rows of B^T are systems)": draw(30, N).T,
+        "strided columns": draw(N, 60)[:, ::2],
+        "vector": draw(N),
+        "strided vector": draw(2 * N)[::2],
+        "one column": draw(N, 1),
+        "square": draw(N, N),
+    }
+
+
+@pytest.fixture(params=["numpy-openblas", "scipy"])
+def cpu_path(request, monkeypatch):
+    """Run the test on NumPy's own OpenBLAS, then with it switched off (SciPy's fallback)."""
+    if request.param == "numpy-openblas":
+        if be.find_numpy_openblas() is None:
+            pytest.skip("this NumPy ships no OpenBLAS with 64-bit LAPACKE symbols")
+        assert be.numpy_lapack() is not None, "NumPy's OpenBLAS is there but failed its self-test"
+    else:
+        monkeypatch.setattr(be, "_NUMPY_LAPACK", False)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-5)])  # ~cond * eps
+def test_every_layout_is_solved_and_left_unmodified(cpu_path, dtype, tol):
+    A64 = _spd()
+    A = A64.astype(dtype)
+    for name, B in _layouts(np.random.default_rng(0), dtype).items():
+        B_before, A_before = B.copy(), A.copy()
+        X = be.solve_spd(A, B)
+        exact = np.linalg.solve(A64, B.astype(np.float64))
+        assert X.shape == B.shape and X.dtype == A.dtype, name
+        assert np.abs(X - exact).max() <= tol * np.abs(exact).max(), name
+        assert np.array_equal(B, B_before) and np.array_equal(A, A_before), name
+
+
+def test_overwrite_b_solves_in_place_for_contiguous_layouts(cpu_path):
+    A = _spd()
+    rng = np.random.default_rng(1)
+    for B in (rng.standard_normal((N, 7)), rng.standard_normal((7, N)).T, rng.standard_normal(N)):
+        exact = np.linalg.solve(A, B)
+        X = be.solve_spd(A, B, overwrite_b=True)
+        assert np.abs(X - exact).max() <= 1e-12 * np.abs(exact).max()
+        if cpu_path == "numpy-openblas":  # SciPy may or may not reuse B; ours always does
+            assert np.shares_memory(X, B) and np.array_equal(X, B)
+
+
+def test_not_positive_definite_is_a_clear_error(cpu_path):
+    A = _spd()
+    A[3, 3] = -1.0  # a negative diagonal entry: no Cholesky factor exists
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+        be.solve_spd(A, np.ones(N))
+    assert issubclass(np.linalg.LinAlgError, ValueError)
+
+
+def test_the_generic_path_matches_numpy_and_keeps_the_dtype(xp):
+    """``_solve_spd_any`` is CuPy's path (cholesky + two triangular solves); the CPU solve agrees."""
+    A64 = _spd()
+    B64 = np.random.default_rng(2).standard_normal((N, 30))
+    exact = np.linalg.solve(A64, B64)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+        A, B = xp.asarray(A64.astype(dtype)), xp.asarray(B64.astype(dtype))
+        for X in (be.solve_spd(A, B), be._solve_spd_any(A, B)):
+            assert X.dtype == dtype
+            assert np.abs(be.to_host(X) - exact).max() <= tol * np.abs(exact).max()
+
+
+def test_numpy_openblas_is_numpys_own_library():
+    """Where it is found, the library is the one inside NumPy's package, not SciPy's."""
+    import os
+
+    if be.find_numpy_openblas() is None:
+        pytest.skip("this NumPy ships no OpenBLAS with 64-bit LAPACKE symbols")
+    lapack = be.numpy_lapack()
+    numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
+    assert os.path.abspath(lapack.path).startswith((numpy_dir + os.sep, numpy_dir + ".libs" + os.sep))
+
+
+def test_scipy_blas_is_single_threaded_inside_the_block_and_restored_after():
+    blas = be._scipy_own_blas()
+    before = None if blas is None else [i["num_threads"] for i in blas.info()]
+    with be.scipy_blas_single_threaded():
+        if blas is not None:  # SciPy bundles its own OpenBLAS (wheels)
+            assert all(i["num_threads"] == 1 for i in blas.info())
+    if blas is not None:
+        assert [i["num_threads"] for i in blas.info()] == before

@@ -21,6 +21,7 @@ Every function returns new parameters; the inputs are never modified.
 """
 from __future__ import annotations
 
+from .backend import array_module
 from .checks import check_choice, check_int, check_positive, check_problem
 from .forward import _forward
 from .losses import cross_entropy_and_grad
@@ -34,12 +35,25 @@ def _no_trace(step, l, **changed):
     """The default ``trace`` of :func:`_sweep`: nothing is recorded."""
 
 
+def _scaled(step, v):
+    """``step * v``; a step size of exactly 1 (always in ProxProp, by default in Algorithm 1)
+    returns v itself instead of a copy: a pass over an (n_l, N) array saved."""
+    return v if step == 1 else step * v
+
+
+def _minus(x, g):
+    """``x - g``, written into g: g is a fresh product that only the sweep holds, so the
+    step allocates no (n_l, N) array (fresh large arrays cost page faults on the CPU)."""
+    return array_module(g).subtract(x, g, out=g)
+
+
 def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     r"""Forward pass, then steps (a), (b), (c) on E. Returns ``(J, updates)``.
 
     ``updates[l-1]`` is :math:`\theta_l^{k+1} - \theta_l^k` as a (dW, db) pair.
     ``step_c(l, phi, theta_l, a_prev, delta)`` returns that update for a hidden layer l,
-    given :math:`\delta = z_l^k - z_l^{k+1/2}`.
+    given :math:`\delta = z_l^k - z_l^{k+1/2}`; the sweep does not use delta afterwards, so
+    step_c may overwrite it.
     ``trace(step, l, **changed)`` is called after the forward pass and after each step
     with the variables that step changed (see :func:`penaltyprop.trace.penalty_steps`).
     """
@@ -54,17 +68,19 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     gW, gb = phi.adjoint_theta(a[Lm1 - 1], e)
     updates[Lm1 - 1] = (-tau * gW, -tau * gb)  # Eq. 12
     if Lm1 > 1:
-        a_half = a[Lm1 - 1] - tau * phi.adjoint_a(theta[Lm1 - 1], e)  # Eq. 8
+        a_half = _minus(a[Lm1 - 1], _scaled(tau, phi.adjoint_a(theta[Lm1 - 1], e)))  # Eq. 8
     trace("a", Lm1, update=updates[Lm1 - 1], a_half=a_half if Lm1 > 1 else None)
 
     for l in range(Lm1 - 1, 0, -1):  # l = L-2 .. 1
         phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
-        # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k after the forward pass) ...
-        z_half = z[l] - step_z * sigma.vjp(z[l], a[l] - a_half)  # Eq. 9
-        delta = z[l] - z_half  # = phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}, by Eq. 7
+        # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k after the forward pass), Eq. 9,
+        # written as its step delta = z_l^k - z_l^{k+1/2} (= phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}
+        # by Eq. 7), which step (c) needs; delta taken as z - z_half would cancel digits.
+        delta = _scaled(step_z, sigma.vjp(z[l], a[l] - a_half))
+        z_half = z[l] - delta  # Eq. 9
         # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
         if l > 1:
-            a_half = a[l - 1] - step_a * phi.adjoint_a(theta[l - 1], delta)  # Eq. 10
+            a_half = _minus(a[l - 1], _scaled(step_a, phi.adjoint_a(theta[l - 1], delta)))  # Eq. 10
         trace("b", l, z_half=z_half, a_half=a_half if l > 1 else None)
         # (c) the step w.r.t. theta_l: the one line where Algorithms 1 and 2 differ.
         updates[l - 1] = step_c(l, phi, theta[l - 1], a[l - 1], delta)
@@ -248,7 +264,8 @@ def _proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteratio
     def direction_c(l, phi, theta_l, a_prev, delta):
         # Every prox solver is linear in delta and negation is exact in floating point, so
         # the update for -delta is the direction itself: no pass over the (n_out, m) arrays.
-        return step_c(l, phi, theta_l, a_prev, -delta)
+        # delta is not used after step (c) (see _sweep): it is negated in place.
+        return step_c(l, phi, theta_l, a_prev, array_module(delta).negative(delta, out=delta))
 
     J, updates = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, direction_c)  # tau = 1
     gW, gb = updates[-1]  # the last layer's explicit step -grad J (Eq. 12 with tau = 1)

@@ -290,7 +290,8 @@ def scipy_blas_single_threaded():
 
 # --------------------------------------------------------------------------- NumPy's own LAPACK
 # CBLAS and LAPACKE enum values (cblas.h, lapacke.h).
-_ROW_MAJOR, _NO_TRANS, _TRANS, _LOWER, _NON_UNIT, _LEFT, _RIGHT = 101, 111, 112, 122, 131, 141, 142
+_ROW_MAJOR, _COL_MAJOR = 101, 102
+_NO_TRANS, _TRANS, _LOWER, _NON_UNIT, _LEFT, _RIGHT = 111, 112, 122, 131, 141, 142
 
 
 class NumpyLapack:
@@ -329,10 +330,16 @@ class NumpyLapack:
                 and A.shape[0] == A.shape[1] == B.shape[0] and A.size > 0 and B.size > 0)
 
     def cholesky(self, A):
-        """The lower Cholesky factor L of A in a new C-ordered array (its upper part is A's)."""
+        """The lower Cholesky factor L of A in a new C-ordered array (its upper part is A's).
+
+        Read column by column, the C-ordered copy of a symmetric A is A itself, and the
+        upper factor U (A = U^T U) that LAPACK writes there in column-major order is
+        L = U^T in row-major order: no transposed copy, which LAPACKE's row-major
+        interface would make.
+        """
         L = np.array(A, order="C")
         n = L.shape[0]
-        info = self._potrf[L.dtype](_ROW_MAJOR, b"L", n, L.ctypes.data, n)
+        info = self._potrf[L.dtype](_COL_MAJOR, b"U", n, L.ctypes.data, n)
         if info != 0:
             raise np.linalg.LinAlgError(
                 f"the {n} x {n} matrix is not positive definite (Cholesky failed at "

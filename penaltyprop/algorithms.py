@@ -42,8 +42,8 @@ def _scaled(step, v):
 
 
 def _minus(x, g):
-    """``x - g``, written into g: g is a fresh product that only the sweep holds, so the
-    step allocates no (n_l, N) array (fresh large arrays cost page faults on the CPU)."""
+    """``x - g``, written into g: g is an array that only the sweep holds and no later step
+    reads, so no (n_l, N) array is allocated (fresh large arrays cost page faults on the CPU)."""
     return array_module(g).subtract(x, g, out=g)
 
 
@@ -55,7 +55,9 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     given :math:`\delta = z_l^k - z_l^{k+1/2}`; the sweep does not use delta afterwards, so
     step_c may overwrite it.
     ``trace(step, l, **changed)`` is called after the forward pass and after each step
-    with the variables that step changed (see :func:`penaltyprop.trace.penalty_steps`).
+    with the variables that step changed (see :func:`penaltyprop.trace.penalty_steps`);
+    the sweep reuses the memory of a_half and delta later, so a trace that keeps them
+    must copy them.
     """
     Lm1 = net.n_linear  # L-1 linear layers
     a, z = _forward(net, theta, X)  # forward pass, Eq. 7
@@ -76,7 +78,8 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
         # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k after the forward pass), Eq. 9,
         # written as its step delta = z_l^k - z_l^{k+1/2} (= phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}
         # by Eq. 7), which step (c) needs; delta taken as z - z_half would cancel digits.
-        delta = _scaled(step_z, sigma.vjp(z[l], a[l] - a_half))
+        # sigma(z_l^k) - a_l^{k+1/2} is written over a_half, which no later step reads.
+        delta = _scaled(step_z, sigma.vjp(z[l], _minus(a[l], a_half)))
         z_half = z[l] - delta  # Eq. 9
         # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
         if l > 1:

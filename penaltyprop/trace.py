@@ -105,8 +105,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
             cur["theta"][l - 1] = (W + update[0], b + update[1])
         if z_half is not None:
             cur["z"][l] = z_half  # z_l^{k+1/2}
-        if a_half is not None:
-            cur["a"][l - 1] = a_half  # a_{l-1}^{k+1/2} (step (a): l = L-1)
+        if a_half is not None:  # a copy: the sweep later reuses a_half's memory
+            cur["a"][l - 1] = a_half.copy()  # a_{l-1}^{k+1/2} (step (a): l = L-1)
         states.append(SweepState(step, l, list(cur["theta"]), list(cur["a"]), list(cur["z"])))
 
     _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=record)

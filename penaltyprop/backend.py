@@ -393,6 +393,14 @@ def numpy_lapack():
     return _NUMPY_LAPACK or None
 
 
+def cpu_spd_solver() -> str:
+    """Which library :func:`solve_spd` runs on for NumPy arrays (for benchmark reports)."""
+    lapack = numpy_lapack()
+    if lapack is not None:
+        return f"NumPy's OpenBLAS ({lapack.path})"
+    return "SciPy's LAPACK, one thread"
+
+
 def _load_numpy_lapack():
     found = find_numpy_openblas()
     if found is None:

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 from . import __version__
 from .algorithms import _proxprop_direction
-from .backend import (array_module, blas_info, get_backend, host_rng, peak_memory, solve_spd,
-                      synchronize, to_device)
+from .backend import (array_module, blas_info, cpu_spd_solver, get_backend, host_rng, peak_memory,
+                      solve_spd, synchronize, to_device)
 from .forward import _forward, _gradient
 from .network import mlp
 from .optim import sgd
@@ -280,18 +280,20 @@ def breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed=0):
 
     grams = [gram(*layer) for layer in layers]
 
-    def rhs(P, D, grad, system):  # the right-hand sides prox_exact solves for
+    def rhs(P, D, grad, system):  # the right-hand sides prox_exact solves for, in its layout
         m, K = P.shape
         if system == "primal":
             return grad[0].T  # (m, n_out); the bias column is left out
         if D.shape[0] <= m + 1:
-            return D.T  # (K, n_out): Y = delta G^{-1}
-        return xp.concatenate([P.T, xp.ones((K, 1), dtype=P.dtype)], axis=1)  # Z = G^{-1} A^T
+            return D.T  # (K, n_out), one system per row of delta: Y = -delta G^{-1}
+        A = xp.ones((m + 1, K), dtype=P.dtype)
+        A[:m] = P
+        return A.T  # (K, m+1), one system per row of A = [P; 1^T]: Z = -A G^{-1}
 
     rhss = [rhs(*layer) for layer in layers]
     tasks["exact: Gram matrix"] = each(gram)
-    tasks["exact: solve (Cholesky + 2 triangular solves)"] = (
-        lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])
+    tasks["exact: solve (Cholesky + 2 triangular solves)"] = (  # each solve copies its B first,
+        lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])  # as prox_exact's sign flip does
     def operator(P, D, grad, system, G):  # one application of H, in the space CG runs in
         return D @ G if system == "batch" else apply_H(grad[0], grad[1], P, tau_theta)
 
@@ -341,7 +343,7 @@ def machine_info():
     np = get_backend("numpy")
     info = {"cpu": model, "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "platform": platform.platform(), "blas": blas_info(),
-            "penaltyprop": __version__}
+            "spd_solve": cpu_spd_solver(), "penaltyprop": __version__}
     if hasattr(os, "sched_getaffinity"):
         info["cores_usable"] = len(os.sched_getaffinity(0))
     return info
@@ -487,6 +489,8 @@ def format_report(result):
              f"{cfg['repetitions']} timed rounds (interleaved, after a warm-up)",
              f"machine: {mc['cpu']}, {mc.get('cores_usable', mc['cpu_count'])} cores usable; "
              f"numpy {mc['numpy']}; load average {_load(mc)}",
+             *([f"exact prox's Cholesky solve (CPU): {mc['spd_solve']}"]
+               if cfg["backend"] == "numpy" and mc.get("spd_solve") else []),
              "",
              f"GEMM peak (layer products alone): {peak['gflops']:.1f} GFLOP/s "
              f"(best single product {peak['best_gflops']:.1f}); BackProp's products alone: "

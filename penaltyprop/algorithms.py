@@ -41,10 +41,11 @@ def _scaled(step, v):
     return v if step == 1 else step * v
 
 
-def _minus(x, g):
-    """``x - g``, written into g: g is an array that only the sweep holds and no later step
-    reads, so no (n_l, N) array is allocated (fresh large arrays cost page faults on the CPU)."""
-    return array_module(g).subtract(x, g, out=g)
+def _sub(x, y, out):
+    """``x - y``, written into ``out`` (x or y): an array that only the sweep holds and that
+    no later step reads. These subtractions allocate no (n_l, N) array: on the CPU, fresh
+    large arrays cost page faults, which measured as much as the arithmetic."""
+    return array_module(x).subtract(x, y, out=out)
 
 
 def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
@@ -56,8 +57,9 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     step_c may overwrite it.
     ``trace(step, l, **changed)`` is called after the forward pass and after each step
     with the variables that step changed (see :func:`penaltyprop.trace.penalty_steps`);
-    the sweep reuses the memory of a_half and delta later, so a trace that keeps them
-    must copy them.
+    the sweep updates its variables in place where no later step reads the old value
+    (z_l^{k+1/2} overwrites z_l^k; a_half's memory is reused), so a trace that keeps
+    arrays must copy them.
     """
     Lm1 = net.n_linear  # L-1 linear layers
     a, z = _forward(net, theta, X)  # forward pass, Eq. 7
@@ -70,7 +72,8 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     gW, gb = phi.adjoint_theta(a[Lm1 - 1], e)
     updates[Lm1 - 1] = (-tau * gW, -tau * gb)  # Eq. 12
     if Lm1 > 1:
-        a_half = _minus(a[Lm1 - 1], _scaled(tau, phi.adjoint_a(theta[Lm1 - 1], e)))  # Eq. 8
+        g = _scaled(tau, phi.adjoint_a(theta[Lm1 - 1], e))
+        a_half = _sub(a[Lm1 - 1], g, out=g)  # Eq. 8
     trace("a", Lm1, update=updates[Lm1 - 1], a_half=a_half if Lm1 > 1 else None)
 
     for l in range(Lm1 - 1, 0, -1):  # l = L-2 .. 1
@@ -78,12 +81,13 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
         # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k after the forward pass), Eq. 9,
         # written as its step delta = z_l^k - z_l^{k+1/2} (= phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}
         # by Eq. 7), which step (c) needs; delta taken as z - z_half would cancel digits.
-        # sigma(z_l^k) - a_l^{k+1/2} is written over a_half, which no later step reads.
-        delta = _scaled(step_z, sigma.vjp(z[l], _minus(a[l], a_half)))
-        z_half = z[l] - delta  # Eq. 9
+        r = _sub(a[l], a_half, out=a_half)  # sigma(z_l^k) - a_l^{k+1/2}
+        delta = _scaled(step_z, sigma.vjp(z[l], r))
+        z_half = _sub(z[l], delta, out=z[l])  # Eq. 9: z_l^{k+1/2} takes the place of z_l^k
         # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
         if l > 1:
-            a_half = _minus(a[l - 1], _scaled(step_a, phi.adjoint_a(theta[l - 1], delta)))  # Eq. 10
+            g = _scaled(step_a, phi.adjoint_a(theta[l - 1], delta))
+            a_half = _sub(a[l - 1], g, out=g)  # Eq. 10
         trace("b", l, z_half=z_half, a_half=a_half if l > 1 else None)
         # (c) the step w.r.t. theta_l: the one line where Algorithms 1 and 2 differ.
         updates[l - 1] = step_c(l, phi, theta[l - 1], a[l - 1], delta)

@@ -98,14 +98,16 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     cur = {}
 
     def record(step, l, a=None, z=None, update=None, a_half=None, z_half=None):
-        if step == "forward":
-            cur["theta"], cur["a"], cur["z"] = list(theta), list(a), list(z[:Lm1])
+        if step == "forward":  # copies: the sweep updates z in place (Eq. 9) and reuses memory
+            cur["theta"] = list(theta)
+            cur["a"] = [x.copy() for x in a]
+            cur["z"] = [None if x is None else x.copy() for x in z[:Lm1]]
         if update is not None:  # theta_l^{k+1} = theta_l^k + update
             W, b = cur["theta"][l - 1]
             cur["theta"][l - 1] = (W + update[0], b + update[1])
         if z_half is not None:
-            cur["z"][l] = z_half  # z_l^{k+1/2}
-        if a_half is not None:  # a copy: the sweep later reuses a_half's memory
+            cur["z"][l] = z_half.copy()  # z_l^{k+1/2}
+        if a_half is not None:
             cur["a"][l - 1] = a_half.copy()  # a_{l-1}^{k+1/2} (step (a): l = L-1)
         states.append(SweepState(step, l, list(cur["theta"]), list(cur["a"]), list(cur["z"])))
 

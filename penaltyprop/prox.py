@@ -317,18 +317,22 @@ def prox_cg_batch(P, delta, tau_theta, iterations, tol=None, history=False, info
     cr = -delta  # r_0 = -delta A^T
     Kr = cr @ Kg
     cp, Kp = cr.copy(), Kr.copy()  # p_0 = r_0, in its own arrays (updated in place below)
+    # Work arrays, allocated once: q's coefficients, their product with Kg, and alpha times
+    # a vector (fresh (n_out, K) arrays every iteration cost page faults on the CPU).
+    cq, Kq, scaled = xp.empty_like(cr), xp.empty_like(cr), xp.empty_like(cr)
     rr = _row_inner(cr, Kr)  # <r_i, r_i> = (cr Kg cr^T)_ii, (n_out,)
     rr0 = rr
     norms = [xp.sqrt(xp.maximum(rr, 0))] if history else None
     done = 0
     for _ in range(iterations):
-        cq = Kp + cp / tau_theta  # q = H p = (cp G) A^T
-        Kq = cq @ Kg  # the one operator application: a product with the Gram matrix
+        xp.divide(cp, tau_theta, out=cq)  # q = H p = (cp G) A^T, so its coefficients are
+        cq += Kp  # cp G = cp Kg + cp / tau_theta
+        xp.matmul(cq, Kg, out=Kq)  # the one operator application: a product with the Gram matrix
         pq = _row_inner(Kp, cq)  # <p_i, (Hp)_i>
-        alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)
-        cD += alpha[:, None] * cp  # D_i += alpha_i p_i
-        cr -= alpha[:, None] * cq  # r_i -= alpha_i (Hp)_i
-        Kr -= alpha[:, None] * Kq
+        alpha = xp.where(pq > 0, rr / xp.where(pq > 0, pq, 1), 0)[:, None]
+        cD += xp.multiply(alpha, cp, out=scaled)  # D_i += alpha_i p_i
+        cr -= xp.multiply(alpha, cq, out=scaled)  # r_i -= alpha_i (Hp)_i
+        Kr -= xp.multiply(alpha, Kq, out=scaled)
         rr_new = _row_inner(cr, Kr)
         done += 1
         if history:

@@ -340,11 +340,13 @@ class NumpyLapack:
         L = np.array(A, order="C")
         n = L.shape[0]
         info = self._potrf[L.dtype](_COL_MAJOR, b"U", n, L.ctypes.data, n)
-        if info != 0:
-            raise np.linalg.LinAlgError(
-                f"the {n} x {n} matrix is not positive definite (Cholesky failed at "
-                f"column {info})" if info > 0 else
-                f"LAPACKE_potrf rejected argument {-info}")
+        if info > 0:
+            raise np.linalg.LinAlgError(f"the {n} x {n} matrix is not positive definite "
+                                        f"(Cholesky failed at column {info})")
+        if info == -4:  # LAPACKE checks its matrix argument (the 4th) for NaN first
+            raise np.linalg.LinAlgError(f"the {n} x {n} matrix contains NaN")
+        if info < 0:  # pragma: no cover - the other arguments are ours
+            raise np.linalg.LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
         return L
 
     def cholesky_solve(self, A, B, overwrite_b=False):

@@ -81,6 +81,23 @@ def test_not_positive_definite_is_a_clear_error(cpu_path):
     assert issubclass(np.linalg.LinAlgError, ValueError)
 
 
+def test_nan_in_the_matrix_is_never_a_finite_answer(cpu_path):
+    """Exploded activations give a NaN Gram matrix. NumPy's OpenBLAS (LAPACKE checks for NaN)
+    raises a clear error; SciPy's fallback, which skips that check, returns NaN. Training
+    records either as divergence."""
+    A = _spd()
+    A[2, 5] = A[5, 2] = np.nan
+    if cpu_path == "numpy-openblas":
+        with pytest.raises(np.linalg.LinAlgError, match="contains NaN"):
+            be.solve_spd(A, np.ones(N))
+    else:
+        try:
+            X = be.solve_spd(A, np.ones(N))
+        except np.linalg.LinAlgError:
+            return
+        assert not np.isfinite(X).all()
+
+
 def test_the_generic_path_matches_numpy_and_keeps_the_dtype(xp):
     """``_solve_spd_any`` is CuPy's path (cholesky + two triangular solves); the CPU solve agrees."""
     A64 = _spd()

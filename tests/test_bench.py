@@ -103,6 +103,27 @@ def test_flop_count_of_the_primal_system():
     assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 50) == pytest.approx(exact)
 
 
+def test_gpu_epoch_targets_are_checked_and_reported(tmp_path):
+    """The GPU's target (an epoch under 0.5 s, BackProp and exact) is built and printed by the
+    same code as on the CPU; here for a tiny run's rows, relabelled as a CuPy run."""
+    out = tmp_path / "b.json"
+    assert bench.main([*TINY, "--modes", "backprop", "exact", "--no-breakdown",
+                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["modes"]
+    rows[0]["epoch_s"], rows[1]["epoch_s"] = 0.3, 0.7  # BackProp in time, exact not
+    targets = bench.issue7_targets(rows, "cupy")
+    gpu = [t for t in targets if t.get("gpu")]
+    assert [(t["bound"], t["holds"]) for t in gpu] == [(0.5, True), (0.5, False)]
+    assert bench.issue7_targets(rows, "numpy") == [t for t in targets if not t.get("gpu")]
+    result["targets"] = targets
+    result["config"].update(backend="cupy", model=list(bench.PAPER_MLP), batch_size=500)
+    report = bench.format_report(result)
+    assert "targets on the GPU (issue 7, for the paper MLP, batch 500, float32):" in report
+    assert "[ok] BackProp epoch of 45,000 images < 0.5 s on the GPU: 0.30" in report
+    assert "[MISSED] exact epoch of 45,000 images < 0.5 s on the GPU: 0.70" in report
+
+
 def test_targets_of_issue_7():
     assert bench.target_ratio(bench.Mode("exact", "exact")) == 1.25
     assert bench.target_ratio(bench.Mode("CG-3", "cg", 3)) == pytest.approx(1.1 * 3)

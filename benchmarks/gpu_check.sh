@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU check of issue 7 as one prepared script, for a lent device machine (CuPy, CUDA and
+# PyTorch installed there; no network). It runs, in this order, and writes everything to
+# $OUT (the device tool's output folder) or ./gpu-results:
+#   1. nvidia-smi and the Python packages found;
+#   2. the whole test suite on CuPy:  python -m pytest --backend cupy tests
+#   3. the benchmark on the GPU, paper MLP and CNN (JSON + text).
+#
+# The test suite needs a few pure-Python packages that the device machine may lack. Prepare
+# them here (they travel with `carry`), once:
+#   echo /.wheels/ >> .git/info/exclude
+#   pip download --dest .wheels --only-binary=:all: hypothesis pooch tqdm threadpoolctl
+# and run through the device tool, e.g.
+#   run(command="bash benchmarks/gpu_check.sh", carry=[".wheels"], timeout_s=480)
+# Budget: about 4 minutes on an H100 for steps 2-3 (most of it is the CNN benchmark).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+export MPLBACKEND=Agg PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+{
+  nvidia-smi || echo "nvidia-smi failed"
+  python -V
+  if [ -d .wheels ]; then
+    python -m pip install --quiet --no-index --find-links .wheels hypothesis pooch tqdm threadpoolctl \
+      || echo "pip install from .wheels failed"
+  fi
+  python - <<'EOF'
+import importlib
+for name in ("numpy", "scipy", "cupy", "hypothesis", "pooch", "tqdm", "threadpoolctl", "matplotlib"):
+    try:
+        module = importlib.import_module(name)
+        print(f"{name} {getattr(module, '__version__', '?')}")
+    except ImportError as err:
+        print(f"{name} MISSING ({err})")
+EOF
+} > "$out/machine.txt" 2>&1
+cat "$out/machine.txt"
+
+start=$(date +%s)
+timeout 300 python -m pytest --backend cupy -q -p no:cacheprovider -o addopts="" tests \
+  > "$out/pytest-cupy.txt" 2>&1
+echo "pytest --backend cupy: exit $? after $(( $(date +%s) - start )) s"
+tail -n 15 "$out/pytest-cupy.txt"
+
+for model in mlp cnn; do
+  start=$(date +%s)
+  timeout 200 python -m penaltyprop bench --backend cupy --model "$model" \
+    --json "$out/bench-gpu-$model.json" > "$out/bench-gpu-$model.txt" 2>&1
+  echo "bench --backend cupy --model $model: exit $? after $(( $(date +%s) - start )) s"
+  sed -n '/^GEMM peak/,$p' "$out/bench-gpu-$model.txt"
+done

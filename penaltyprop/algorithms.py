@@ -72,8 +72,8 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
     gW, gb = phi.adjoint_theta(a[Lm1 - 1], e)
     updates[Lm1 - 1] = (-tau * gW, -tau * gb)  # Eq. 12
     if Lm1 > 1:
-        g = _scaled(tau, phi.adjoint_a(theta[Lm1 - 1], e))
-        a_half = _sub(a[Lm1 - 1], g, out=g)  # Eq. 8
+        g = _scaled(tau, phi.adjoint_a(theta[Lm1 - 1], e))  # tau grad_a phi(theta_{L-1}, a) e
+        a_half = _sub(a[Lm1 - 1], g, out=g)  # Eq. 8: a_half = a_{L-2}^k - tau W_{L-1}^T e
     trace("a", Lm1, update=updates[Lm1 - 1], a_half=a_half if Lm1 > 1 else None)
 
     for l in range(Lm1 - 1, 0, -1):  # l = L-2 .. 1
@@ -82,12 +82,12 @@ def _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=_no_trace):
         # written as its step delta = z_l^k - z_l^{k+1/2} (= phi(theta_l^k, a_{l-1}^k) - z_l^{k+1/2}
         # by Eq. 7), which step (c) needs; delta taken as z - z_half would cancel digits.
         r = _sub(a[l], a_half, out=a_half)  # sigma(z_l^k) - a_l^{k+1/2}
-        delta = _scaled(step_z, sigma.vjp(z[l], r))
-        z_half = _sub(z[l], delta, out=z[l])  # Eq. 9: z_l^{k+1/2} takes the place of z_l^k
+        delta = _scaled(step_z, sigma.vjp(z[l], r))  # tau gamma sigma'(z_l^k) (sigma(z) - a_half)
+        z_half = _sub(z[l], delta, out=z[l])  # Eq. 9: z_half = z_l^k - delta, in z_l^k's place
         # ... then w.r.t. a_{l-1}; a_0 = X is data, not a variable, so l = 1 skips it.
         if l > 1:
-            g = _scaled(step_a, phi.adjoint_a(theta[l - 1], delta))
-            a_half = _sub(a[l - 1], g, out=g)  # Eq. 10
+            g = _scaled(step_a, phi.adjoint_a(theta[l - 1], delta))  # tau rho W_l^T delta
+            a_half = _sub(a[l - 1], g, out=g)  # Eq. 10: a_half = a_{l-1}^k - tau rho W_l^T delta
         trace("b", l, z_half=z_half, a_half=a_half if l > 1 else None)
         # (c) the step w.r.t. theta_l: the one line where Algorithms 1 and 2 differ.
         updates[l - 1] = step_c(l, phi, theta[l - 1], a[l - 1], delta)

@@ -316,7 +316,8 @@ class NumpyLapack:
         self.path = path  # the shared library's file
         i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
         self._potrf, self._trsm = {}, {}
-        for dtype, c, real in ((np.float32, "s", ctypes.c_float), (np.float64, "d", ctypes.c_double)):
+        for dtype, c, real in ((np.float32, "s", ctypes.c_float),
+                               (np.float64, "d", ctypes.c_double)):
             potrf = getattr(lib, f"{prefix}LAPACKE_{c}potrf64_")
             potrf.argtypes, potrf.restype = [i32, ctypes.c_char, i64, ptr, i64], i64
             trsm = getattr(lib, f"{prefix}cblas_{c}trsm64_")
@@ -356,18 +357,20 @@ class NumpyLapack:
         X = B if overwrite_b and B.flags.writeable else B.copy(order="K")
         if not (X.flags.c_contiguous or X.flags.f_contiguous):
             X = np.ascontiguousarray(X)
-        trsm, data = self._trsm[L.dtype], L.ctypes.data
+        trsm = self._trsm[L.dtype]
+
+        def solve(side, trans, Y):  # Y <- op(L)^{-1} Y (side left) or Y op(L)^{-1} (right)
+            rows, cols = Y.shape
+            trsm(_ROW_MAJOR, side, _LOWER, trans, _NON_UNIT, rows, cols, 1.0, L.ctypes.data, n,
+                 Y.ctypes.data, cols)
+
         if X.ndim == 2 and X.flags.c_contiguous:
-            # B's columns are the systems: L (L^T X) = B, solved from the left.
-            r = X.shape[1]
-            trsm(_ROW_MAJOR, _LEFT, _LOWER, _NO_TRANS, _NON_UNIT, n, r, 1.0, data, n, X.ctypes.data, r)
-            trsm(_ROW_MAJOR, _LEFT, _LOWER, _TRANS, _NON_UNIT, n, r, 1.0, data, n, X.ctypes.data, r)
+            solve(_LEFT, _NO_TRANS, X)  # B's columns are the systems: L (L^T X) = B,
+            solve(_LEFT, _TRANS, X)  # solved from the left
         else:
-            # The rows of Xt = X^T (C-ordered) are the systems: Xt L L^T = B^T, from the right.
-            Xt = X.reshape(1, n) if X.ndim == 1 else X.T
-            r = Xt.shape[0]
-            trsm(_ROW_MAJOR, _RIGHT, _LOWER, _TRANS, _NON_UNIT, r, n, 1.0, data, n, Xt.ctypes.data, n)
-            trsm(_ROW_MAJOR, _RIGHT, _LOWER, _NO_TRANS, _NON_UNIT, r, n, 1.0, data, n, Xt.ctypes.data, n)
+            Xt = X.reshape(1, n) if X.ndim == 1 else X.T  # C-ordered, one system per row:
+            solve(_RIGHT, _TRANS, Xt)  # X^T L L^T = B^T, solved from the right
+            solve(_RIGHT, _NO_TRANS, Xt)
         return X
 
 
@@ -391,7 +394,8 @@ def numpy_lapack():
             import warnings
 
             warnings.warn(f"penaltyprop: cannot call the OpenBLAS in NumPy's wheel ({err}); "
-                          "the exact prox uses SciPy's LAPACK instead", RuntimeWarning, stacklevel=2)
+                          "the exact prox uses SciPy's LAPACK instead", RuntimeWarning,
+                          stacklevel=2)
     return _NUMPY_LAPACK or None
 
 

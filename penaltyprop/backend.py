@@ -162,27 +162,62 @@ def blas_info() -> list:
 
 
 # --------------------------------------------------------------------------- linear algebra
-def solve_triangular(L, B, lower=True, trans=False):
-    r"""Solve :math:`L X = B` (or :math:`L^\top X = B` with ``trans=True``) for triangular L."""
+def cholesky(A):
+    r"""The lower Cholesky factor L of a symmetric positive definite A, :math:`A = L L^\top`.
+
+    Only L's lower triangle is meaningful (on NumPy's OpenBLAS the upper one keeps A's
+    entries); :func:`solve_triangular` reads no other. NumPy: on NumPy's own OpenBLAS
+    where it has one (:class:`NumpyLapack`), else SciPy's LAPACK on one thread; float32
+    stays float32 either way. CuPy: ``cupy.linalg.cholesky``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError (a ValueError)
+        On NumPy, if A is not (numerically) positive definite (or, on NumPy's OpenBLAS,
+        contains NaN). On CuPy such an A gives NaN instead (a check would synchronise).
+    """
+    xp = array_module(A)
+    if xp is np:
+        lapack = numpy_lapack()
+        if lapack is not None and lapack.supports(A):
+            return lapack.cholesky(A)
+        with scipy_blas_single_threaded():
+            return _host_linalg.cholesky(A, lower=True, check_finite=False)
+    return xp.linalg.cholesky(A)
+
+
+def solve_triangular(L, B, lower=True, trans=False, overwrite_b=False):
+    r"""Solve :math:`L X = B` (or :math:`L^\top X = B` with ``trans=True``) for triangular L.
+
+    NumPy: on NumPy's own OpenBLAS for a lower L (:meth:`NumpyLapack.solve_triangular`,
+    which solves B in the layout it comes in), else SciPy on one thread. CuPy: ``cupyx``.
+    ``overwrite_b`` allows X to be written over B.
+    """
     xp = array_module(L, B)
     if xp is np:
-        return _host_linalg.solve_triangular(L, B, lower=lower, trans=1 if trans else 0,
-                                             check_finite=False)
+        lapack = numpy_lapack()
+        if lower and lapack is not None and lapack.supports(L, B):
+            return lapack.solve_triangular(L, B, trans=trans, overwrite_b=overwrite_b)
+        with scipy_blas_single_threaded():
+            return _host_linalg.solve_triangular(L, B, lower=lower, trans=1 if trans else 0,
+                                                 overwrite_b=overwrite_b, check_finite=False)
     import cupyx.scipy.linalg as device_linalg
 
-    return device_linalg.solve_triangular(L, B, lower=lower, trans=1 if trans else 0)
+    return device_linalg.solve_triangular(L, B, lower=lower, trans=1 if trans else 0,
+                                          overwrite_b=overwrite_b)
 
 
-def cho_solve(L, B):
+def cho_solve(L, B, overwrite_b=False):
     r"""Solve :math:`A X = B` given the lower Cholesky factor L of A (two triangular solves).
 
     Parameters
     ----------
-    L : (n, n) lower-triangular Cholesky factor of A.
+    L : (n, n) lower-triangular Cholesky factor of A (:func:`cholesky`).
     B : (n, k) or (n,) right-hand side.
+    overwrite_b : allow X to be written over B.
     """
-    Y = solve_triangular(L, B, lower=True)  # L Y = B
-    return solve_triangular(L, Y, lower=True, trans=True)  # L^T X = Y
+    Y = solve_triangular(L, B, lower=True, overwrite_b=overwrite_b)  # L Y = B
+    return solve_triangular(L, Y, lower=True, trans=True, overwrite_b=True)  # L^T X = Y
 
 
 def solve_spd(A, B, overwrite_b=False):
@@ -208,14 +243,15 @@ def solve_spd(A, B, overwrite_b=False):
       one system per row of M) row by row. ``overwrite_b=True`` lets the solve write X
       over B when B has one of these layouts.
 
-    On CuPy it is ``cupy.linalg.cholesky`` and two ``cupyx`` triangular solves, with no
-    finiteness check (that check would synchronise the device).
+    It is :func:`cholesky` and :func:`cho_solve` on every backend (CuPy has no
+    ``cho_solve``: two ``cupyx`` triangular solves), with no finiteness check on CuPy
+    (that check would synchronise the device).
 
     Parameters
     ----------
     A : (n, n) symmetric positive definite array (only its lower triangle is read).
     B : (n, r) or (n,) right-hand side on the same backend and of the same dtype.
-    overwrite_b : allow X to be written over B (NumPy only; B is never modified otherwise).
+    overwrite_b : allow X to be written over B (B is never modified otherwise).
 
     Returns
     -------
@@ -227,20 +263,7 @@ def solve_spd(A, B, overwrite_b=False):
         On NumPy, if A is not (numerically) positive definite. On CuPy such an A gives
         NaN instead, which the training loop records as divergence.
     """
-    if array_module(A, B) is np:
-        lapack = numpy_lapack()
-        if lapack is not None and lapack.supports(A, B):
-            return lapack.cholesky_solve(A, B, overwrite_b=overwrite_b)
-        with scipy_blas_single_threaded():
-            L = _host_linalg.cholesky(A, lower=True, check_finite=False)
-            return _host_linalg.cho_solve((L, True), B, overwrite_b=overwrite_b,
-                                          check_finite=False)
-    return _solve_spd_any(A, B)
-
-
-def _solve_spd_any(A, B):
-    """:func:`solve_spd` with any backend's ``linalg.cholesky`` (CuPy's path; tested on NumPy)."""
-    return cho_solve(array_module(A).linalg.cholesky(A), B)
+    return cho_solve(cholesky(A), B, overwrite_b=overwrite_b)
 
 
 _SCIPY_BLAS = None  # threadpoolctl's handle on SciPy's own OpenBLAS; False: there is none
@@ -304,8 +327,8 @@ class NumpyLapack:
     NumPy 2, a prefix ``scipy_``). This class calls two of them, for float32 and float64:
 
     * ``LAPACKE_?potrf``: :math:`A = L L^\top` (Cholesky), in a copy of A;
-    * ``cblas_?trsm`` twice: :math:`L Y = B`, then :math:`L^\top X = Y`, in place,
-      multi-threaded in NumPy's own pool.
+    * ``cblas_?trsm``: :math:`L X = B` or :math:`L^\top X = B`, in place, multi-threaded
+      in NumPy's own pool (a Cholesky solve is two of them, :func:`cho_solve`).
 
     Use :func:`numpy_lapack` to get the instance (None where NumPy has no such library).
     """
@@ -325,10 +348,12 @@ class NumpyLapack:
             trsm.restype = None
             self._potrf[np.dtype(dtype)], self._trsm[np.dtype(dtype)] = potrf, trsm
 
-    def supports(self, A, B):
-        """Whether :meth:`cholesky_solve` takes these arrays (float32/64, matching, 2-D A)."""
-        return (A.dtype in self._potrf and B.dtype == A.dtype and A.ndim == 2 and B.ndim in (1, 2)
-                and A.shape[0] == A.shape[1] == B.shape[0] and A.size > 0 and B.size > 0)
+    def supports(self, A, B=None):
+        """Whether the methods take these arrays: a 2-D float32/64 A, and a B of A's dtype
+        with as many rows (or None)."""
+        ok = A.dtype in self._potrf and A.ndim == 2 and A.shape[0] == A.shape[1] and A.size > 0
+        return ok and (B is None or (B.dtype == A.dtype and B.ndim in (1, 2)
+                                     and B.shape[0] == A.shape[0] and B.size > 0))
 
     def cholesky(self, A):
         """The lower Cholesky factor L of A in a new C-ordered array (its upper part is A's).
@@ -350,27 +375,27 @@ class NumpyLapack:
             raise np.linalg.LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
         return L
 
-    def cholesky_solve(self, A, B, overwrite_b=False):
-        """X with :math:`A X = B`, by Cholesky and two triangular solves (see :func:`solve_spd`)."""
-        L = self.cholesky(A)
+    def solve_triangular(self, L, B, trans=False, overwrite_b=False):
+        r"""X with :math:`L X = B` (:math:`L^\top X = B` with ``trans``), L lower, by ``trsm``.
+
+        B is solved in the layout it comes in, in place in its copy (or in B itself with
+        ``overwrite_b``): a C-ordered B's columns are the systems, solved from the left;
+        otherwise (F-ordered, or a vector) X^T op(L)^T = B^T, one system per row of B^T,
+        solved from the right.
+        """
+        L = np.ascontiguousarray(L)
         n = L.shape[0]
         X = B if overwrite_b and B.flags.writeable else B.copy(order="K")
         if not (X.flags.c_contiguous or X.flags.f_contiguous):
             X = np.ascontiguousarray(X)
-        trsm = self._trsm[L.dtype]
-
-        def solve(side, trans, Y):  # Y <- op(L)^{-1} Y (side left) or Y op(L)^{-1} (right)
-            rows, cols = Y.shape
-            trsm(_ROW_MAJOR, side, _LOWER, trans, _NON_UNIT, rows, cols, 1.0, L.ctypes.data, n,
-                 Y.ctypes.data, cols)
-
-        if X.ndim == 2 and X.flags.c_contiguous:
-            solve(_LEFT, _NO_TRANS, X)  # B's columns are the systems: L (L^T X) = B,
-            solve(_LEFT, _TRANS, X)  # solved from the left
-        else:
-            Xt = X.reshape(1, n) if X.ndim == 1 else X.T  # C-ordered, one system per row:
-            solve(_RIGHT, _TRANS, Xt)  # X^T L L^T = B^T, solved from the right
-            solve(_RIGHT, _NO_TRANS, Xt)
+        if X.ndim == 2 and X.flags.c_contiguous:  # op(L) X = B
+            side, op, Y = _LEFT, _TRANS if trans else _NO_TRANS, X
+        else:  # X^T op(L)^T = B^T, with Y = X^T C-ordered
+            Y = X.reshape(1, n) if X.ndim == 1 else X.T
+            side, op = _RIGHT, _NO_TRANS if trans else _TRANS
+        rows, cols = Y.shape  # Y: the C-ordered array the solve works in
+        self._trsm[L.dtype](_ROW_MAJOR, side, _LOWER, op, _NON_UNIT, rows, cols, 1.0,
+                            L.ctypes.data, n, Y.ctypes.data, cols)
         return X
 
 
@@ -414,7 +439,9 @@ def _load_numpy_lapack():
     lapack = NumpyLapack(*found)
     A = np.array([[4.0, 2.0], [2.0, 3.0]])  # A [1, 2]^T = [8, 8]^T
     for dtype in (np.float32, np.float64):
-        X = lapack.cholesky_solve(A.astype(dtype), np.array([8.0, 8.0], dtype))
+        L = lapack.cholesky(A.astype(dtype))
+        X = lapack.solve_triangular(L, lapack.solve_triangular(L, np.array([8.0, 8.0], dtype)),
+                                    trans=True)
         if not np.allclose(X, [1.0, 2.0], rtol=1e-6):
             import warnings
 

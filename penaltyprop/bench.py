@@ -287,16 +287,17 @@ def breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed=0):
         m, K = P.shape
         if system == "primal":
             return grad[0].T  # (m, n_out); the bias column is left out
+        # prox_exact solves for -delta and -A; the sign, applied while copying, costs the same
         if D.shape[0] <= m + 1:
-            return D.T  # (K, n_out), one system per row of delta: Y = -delta G^{-1}
+            return D.T  # (K, n_out), one system per row of delta: Y = delta G^{-1}
         A = xp.ones((m + 1, K), dtype=P.dtype)
         A[:m] = P
-        return A.T  # (K, m+1), one system per row of A = [P; 1^T]: Z = -A G^{-1}
+        return A.T  # (K, m+1), one system per row of A = [P; 1^T]: Z = A G^{-1}
 
     rhss = [rhs(*layer) for layer in layers]
     tasks["exact: Gram matrix"] = each(gram)
-    tasks["exact: solve (Cholesky + 2 triangular solves)"] = (  # each solve copies its B first,
-        lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])  # as prox_exact's sign flip does
+    tasks["exact: solve (Cholesky + 2 triangular solves)"] = (  # each copies its B, as in
+        lambda: [solve_spd(G, B) for G, B in zip(grams, rhss)])  # prox_exact
     def operator(P, D, grad, system, G):  # one application of H, in the space CG runs in
         return D @ G if system == "batch" else apply_H(grad[0], grad[1], P, tau_theta)
 

@@ -1,9 +1,9 @@
 """The exact prox's SPD solve (Cholesky and two triangular solves) returns the solution of A X = B.
 
-``backend.solve_spd`` runs on three code paths: the OpenBLAS inside NumPy's wheel through
-ctypes (:class:`~penaltyprop.backend.NumpyLapack`, the default on the CPU where it exists),
-SciPy's LAPACK on one thread (the fallback), and CuPy's Cholesky plus two triangular solves
-(``_solve_spd_any``, also run here on NumPy). Every path is checked against a solve in
+``backend.solve_spd`` is ``cho_solve(cholesky(A), B)`` (two triangular solves) on every
+backend; on the CPU its pieces run on the OpenBLAS inside NumPy's wheel through ctypes
+(:class:`~penaltyprop.backend.NumpyLapack`, the default where it exists) or on SciPy's
+LAPACK on one thread (the fallback); on CuPy on cupy/cupyx. Every path is checked against a solve in
 float64 by ``numpy.linalg.solve`` (LU, an independent algorithm), for every memory layout
 the prox hands it, with the right-hand side left alone unless it may be overwritten.
 """
@@ -98,14 +98,25 @@ def test_nan_in_the_matrix_is_never_a_finite_answer(cpu_path):
         assert not np.isfinite(X).all()
 
 
-def test_the_generic_path_matches_numpy_and_keeps_the_dtype(xp):
-    """``_solve_spd_any`` is CuPy's path (cholesky + two triangular solves); the CPU solve agrees."""
+def test_the_pieces_solve_their_systems_and_keep_the_dtype(xp):
+    """cholesky gives A = L L^T (lower triangle), solve_triangular solves L X = B and L^T X = B,
+    and solve_spd, which composes them on every backend, solves A X = B; float32 stays float32."""
     A64 = _spd()
     B64 = np.random.default_rng(2).standard_normal((N, 30))
     exact = np.linalg.solve(A64, B64)
-    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):  # ~cond * eps of each dtype
         A, B = xp.asarray(A64.astype(dtype)), xp.asarray(B64.astype(dtype))
-        for X in (be.solve_spd(A, B), be._solve_spd_any(A, B)):
+        L = be.cholesky(A)
+        L64 = np.tril(be.to_host(L)).astype(np.float64)
+        assert L.dtype == dtype
+        # Cholesky is backward stable: L L^T = A + E with |E| <~ n eps |A| (n = 12 here).
+        assert np.abs(L64 @ L64.T - A64).max() <= 10 * tol * np.abs(A64).max()
+        for trans, M in ((False, L64), (True, L64.T)):
+            Y = be.solve_triangular(L, B, lower=True, trans=trans)
+            assert Y.dtype == dtype
+            Y_exact = np.linalg.solve(M, B64)
+            assert np.abs(be.to_host(Y) - Y_exact).max() <= tol * np.abs(Y_exact).max()
+        for X in (be.solve_spd(A, B), be.cho_solve(L, B)):
             assert X.dtype == dtype
             assert np.abs(be.to_host(X) - exact).max() <= tol * np.abs(exact).max()
 

@@ -1,7 +1,8 @@
 r"""penaltyprop computes what the authors' PyTorch code (tfrerix/proxprop) computes.
 
-Claim: on the three reference MLPs of ``shared/reference/authors-code-updates.npz`` (one
-plain SGD step of that code, float64), penaltyprop reproduces every output of that code:
+Claim: on the three reference MLPs of ``tests/data/authors-reference.npz`` (one plain SGD
+step of that code, float64; see ``tests/data/README.md``), penaltyprop reproduces every
+output of that code:
 
 * ``gradient`` mode is Algorithm 1 (:func:`pp.penalty_backprop`),
 * ``prox_exact`` is Algorithm 2 with the exact prox (:func:`pp.proxprop`, no option at all),
@@ -26,13 +27,10 @@ import penaltyprop as pp
 from penaltyprop.backend import to_device, to_host
 from penaltyprop.prox import AUTHORS_CG_EPS, ProxInfo, prox_cg
 
-REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" \
-    / "authors-code-updates.npz"
+REFERENCE = pathlib.Path(__file__).parent / "data" / "authors-reference.npz"  # shipped with the tests
 CASES = [0, 1, 2]
 CG_ITERATIONS = [1, 3, 5]
 EXACT = 1e-10  # agreement to rounding in float64 (measured <= 6e-16 on NumPy)
-
-pytestmark = pytest.mark.skipif(not REFERENCE.exists(), reason=f"{REFERENCE} not found")
 
 
 def load_case(c, xp):

@@ -109,7 +109,7 @@ def test_textbook_cg1_is_authors_cg1_up_to_the_epsilon(backend, xp, c):
     epsilon's own effect is far larger than that here (up to 9.9% on a row)."""
     net, theta, X, y, tau, tau_theta, _ = load_case(c, xp)
     g = [rows(gl) for gl in pp.gradient(net, theta, X, y)]
-    kw = dict(solver="cg", cg_iterations=1)
+    kw = {"solver": "cg", "cg_iterations": 1}
     u_t = updates(pp.proxprop(net, theta, X, y, tau, tau_theta, **kw), theta)
     u_a = updates(pp.proxprop(net, theta, X, y, tau, tau_theta, cg_variant="authors", **kw), theta)
     largest_effect = 0.0
@@ -130,7 +130,7 @@ def test_authors_variant_solves_at_tau_1_and_scales_by_tau(backend, xp, c):
     computed at tau = 1 (SGD on the direction reproduces Algorithm 2, DESIGN.md decision 2),
     although the 1e-6 makes the solve itself depend on the scale. Rounding only: 1e-10."""
     net, theta, X, y, tau, tau_theta, _ = load_case(c, xp)
-    kw = dict(solver="cg", cg_iterations=3, cg_variant="authors")
+    kw = {"solver": "cg", "cg_iterations": 3, "cg_variant": "authors"}
     new = pp.proxprop(net, theta, X, y, tau, tau_theta, **kw)
     direction = pp.proxprop_direction(net, theta, X, y, tau_theta, **kw)
     for u, d in zip(updates(new, theta), direction):

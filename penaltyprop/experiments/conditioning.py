@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 
-from ..backend import eigvalsh, get_backend, to_device, to_host
+from ..backend import get_backend, to_device, to_host
+from ..backend.linalg import eigvalsh
 from ..data import batch_last
 from ..forward import forward
 from ..network import mlp

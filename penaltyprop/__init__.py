@@ -11,6 +11,7 @@ Samples are columns: X has shape (n0, N). ``theta`` is a list of (W, b) pairs,
 ``theta[l-1]`` for the paper's layer l. See README.md for the equation-to-code table.
 """
 from .algorithms import penalty_backprop, proxprop, proxprop_direction
+from .methods import METHODS, BackProp, ProxProp, make_method
 from .conv import Conv2d, cnn
 from .forward import forward, gradient, loss
 from .network import Network, mlp
@@ -19,11 +20,12 @@ from .penalty import penalty_energy
 from .pooling import Flatten, MaxPool2d
 from .trace import SweepState, penalty_steps
 from .transfer import Linear
-from . import optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
+from . import methods, optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackProp", "METHODS", "ProxProp", "make_method",
     "Conv2d", "Flatten", "MaxPool2d", "cnn",
     "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
     "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",

@@ -11,7 +11,7 @@ from .checks import check_problem
 from .losses import accuracy, cross_entropy, cross_entropy_and_grad
 
 
-def forward(net, theta, X):
+def forward(net, theta, X, check=True):
     r"""Forward pass keeping every activation, Eq. 7.
 
     .. math:: z_l = \phi(\theta_l, a_{l-1}), \quad a_l = \sigma(z_l), \quad l = 1..L-2,
@@ -28,12 +28,11 @@ def forward(net, theta, X):
     a : list of L-1 arrays, ``a[l]`` = :math:`a_l` of shape (n_l, N); ``a[0]`` is X.
     z : list of L entries, ``z[l]`` = :math:`z_l` for l = 1..L-1; ``z[0]`` is None and
         ``z[L-1]`` holds the class scores :math:`\phi(\theta_{L-1}, a_{L-2})`, shape (C, N).
+
+    ``check=False`` skips the input checks (for callers that checked their inputs once).
     """
-    check_problem(net, theta, X)
-    return _forward(net, theta, X)
-
-
-def _forward(net, theta, X):
+    if check:
+        check_problem(net, theta, X)
     a, z = [X], [None]
     for l in range(1, net.n_linear):  # l = 1 .. L-2
         phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
@@ -84,13 +83,17 @@ def gradient(net, theta, X, y):
     -------
     list of (dW, db) pairs with the structure of ``theta``.
     """
-    check_problem(net, theta, X, y)
-    return _gradient(net, theta, X, y)[1]
+    return loss_and_gradient(net, theta, X, y)[1]
 
 
-def _gradient(net, theta, X, y):
-    """(J, grad J) from one forward and one backward pass (no checks)."""
-    a, z = _forward(net, theta, X)
+def loss_and_gradient(net, theta, X, y, check=True):
+    r"""``(J, grad J)`` from one forward and one backward pass: :func:`loss` and :func:`gradient`.
+
+    ``check=False`` skips the input checks (the training loop checks its data once).
+    """
+    if check:
+        check_problem(net, theta, X, y)
+    a, z = forward(net, theta, X, check=False)
     J, e = cross_entropy_and_grad(z[-1], y)  # e_{L-1} = dL/dz_{L-1}, shape (C, N)
     grads = [None] * net.n_linear
     for l in range(net.n_linear, 0, -1):  # l = L-1 .. 1

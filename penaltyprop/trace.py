@@ -1,8 +1,8 @@
 r"""Algorithms 1 and 2 one step at a time: every intermediate (theta, a, z) of a sweep.
 
 :func:`penalty_steps` runs the same code as :func:`penaltyprop.penalty_backprop` and
-:func:`penaltyprop.proxprop` (their shared :func:`~penaltyprop.algorithms._sweep`, nothing
-re-implemented) and records the variables of the penalty energy E (Eq. 3) after the forward
+:func:`penaltyprop.proxprop` (their shared generator :func:`~penaltyprop.algorithms.sweep`,
+nothing re-implemented) and records the variables of the penalty energy E (Eq. 3) after the forward
 pass and after every step (a), (b), (c), so that E can be evaluated after each of them::
 
     states = pp.penalty_steps(net, theta, X, y, tau=0.1)
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from .algorithms import (_algorithm1_step_sizes, _check_prox_options, _gradient_step_c,
-                         _prox_step_c, _sweep)
+from .algorithms import algorithm1_steps, gradient_step_c, prox_step_c, sweep
 from .checks import check_choice, check_positive, check_problem
+from .prox import Prox
 
 ALGORITHMS = ("backprop", "proxprop")  # Algorithm 1, Algorithm 2 (as in penaltyprop.train)
 
@@ -49,7 +49,7 @@ class SweepState(NamedTuple):
 
 def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backprop",
                   tau_theta=None, solver="exact", cg_iterations=None, cg_tol=None,
-                  exact_system="auto"):
+                  exact_system=None):
     r"""Run one sweep of Algorithm 1 or 2 and return the state after every step.
 
     Parameters
@@ -77,8 +77,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
         if tau_theta is not None or cg_iterations is not None or cg_tol is not None:
             raise ValueError("tau_theta, cg_iterations and cg_tol only apply to "
                              "algorithm='proxprop'")
-        tau, step_z, step_a = _algorithm1_step_sizes(tau, rho, gamma)
-        step_c = _gradient_step_c(step_a)
+        tau, tau_rho, tau_gamma = algorithm1_steps(tau, rho, gamma)
+        steps = sweep(net, theta, X, y, tau, gradient_step_c(tau_rho), tau_rho, tau_gamma)
     else:
         if rho is not None or gamma is not None:
             raise ValueError("rho and gamma only apply to algorithm='backprop': "
@@ -86,30 +86,14 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
         if tau_theta is None:
             raise ValueError("tau_theta must be given for algorithm='proxprop'")
         tau = check_positive(tau, "tau")
-        tau_theta, cg_iterations, cg_tol = _check_prox_options(
-            tau_theta, solver, cg_iterations, cg_tol, "textbook", exact_system)
-        step_z = step_a = 1.0  # rho = gamma = 1/tau
-        step_c = _prox_step_c(tau_theta, solver, cg_iterations, cg_tol, "textbook",
-                              exact_system, None, tau=tau)
+        prox = Prox(tau_theta, solver, cg_iterations, cg_tol, None, exact_system)
+        steps = sweep(net, theta, X, y, tau, prox_step_c(prox, tau))
     check_problem(net, theta, X, y)
 
-    Lm1 = net.n_linear
-    states = []
-    cur = {}
-
-    def record(step, l, a=None, z=None, update=None, a_half=None, z_half=None):
-        if step == "forward":  # copies: the sweep updates z in place (Eq. 9) and reuses memory
-            cur["theta"] = list(theta)
-            cur["a"] = [x.copy() for x in a]
-            cur["z"] = [None if x is None else x.copy() for x in z[:Lm1]]
-        if update is not None:  # theta_l^{k+1} = theta_l^k + update
-            W, b = cur["theta"][l - 1]
-            cur["theta"][l - 1] = (W + update[0], b + update[1])
-        if z_half is not None:
-            cur["z"][l] = z_half.copy()  # z_l^{k+1/2}
-        if a_half is not None:
-            cur["a"][l - 1] = a_half.copy()  # a_{l-1}^{k+1/2} (step (a): l = L-1)
-        states.append(SweepState(step, l, list(cur["theta"]), list(cur["a"]), list(cur["z"])))
-
-    _sweep(net, theta, X, y, tau, step_z, step_a, step_c, trace=record)
+    states, theta_now = [], list(theta)
+    for step, l, D, a, z in steps:  # the sweep builds new arrays: keeping references is safe
+        if step in ("a", "c"):  # theta_l^{k+1} = theta_l^k + D_l
+            (W, b), (dW, db) = theta[l - 1], D[l - 1]
+            theta_now[l - 1] = (W + dW, b + db)
+        states.append(SweepState(step, l, list(theta_now), a[:net.n_linear], z[:net.n_linear]))
     return states

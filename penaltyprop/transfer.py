@@ -18,7 +18,8 @@ the three linear maps the algorithms use are
 * its adjoint in :math:`a`, :math:`\nabla_a\phi(\theta, a)\,\delta` (Eqs. 10, 19, 22):
   ``adjoint_a`` (for a dense layer :math:`W^\top\delta`).
 
-The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, ``P`` and rows,
+The module-level :func:`apply_A` and :func:`apply_At` are the same two maps on a patch matrix
+in rows. The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, ``P`` and rows,
 so they serve every transfer function unchanged (DESIGN.md, decision 5).
 """
 from __future__ import annotations
@@ -26,7 +27,36 @@ from __future__ import annotations
 import math
 
 from .backend import array_module
-from .prox import apply_At
+
+
+def apply_A(VW, vb, P):
+    r""":math:`(V_W, v_b) \mapsto V_W P + v_b\mathbf{1}^\top`, the forward map :math:`\phi` in rows (Eq. 29).
+
+    Parameters
+    ----------
+    VW : (n_out, m) weights as a matrix. vb : (n_out,) biases. P : (m, K) patch matrix.
+
+    Returns
+    -------
+    (n_out, K) array.
+    """
+    return VW @ P + vb[:, None]  # (n_out, m) @ (m, K) -> (n_out, K)
+
+
+def apply_At(R, P):
+    r""":math:`R \mapsto R A^\top = (R P^\top, R\mathbf{1})`, the adjoint of :math:`\phi` in theta (Eq. 43).
+
+    Parameters
+    ----------
+    R : (n_out, K) rows in output space. P : (m, K) patch matrix.
+
+    Returns
+    -------
+    (RW, rb) : (n_out, m) and (n_out,).
+    """
+    if P.shape[1] > P.shape[0]:  # long K (a convolution's H*W*N columns): BLAS is far faster
+        return (P @ R.T).T, R.sum(axis=1)  # computing the small (m, n_out) product and transposing
+    return R @ P.T, R.sum(axis=1)  # (n_out, K) @ (K, m); (n_out,)
 
 
 class LinearTransfer:

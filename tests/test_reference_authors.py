@@ -25,7 +25,8 @@ import pytest
 
 import penaltyprop as pp
 from penaltyprop.backend import to_device, to_host
-from penaltyprop.prox import AUTHORS_CG_EPS, ProxInfo, prox_cg
+from penaltyprop.authors_cg import AUTHORS_CG_EPS, prox_cg_authors
+from penaltyprop.prox import ProxInfo, prox_cg
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "authors-reference.npz"  # shipped with the tests
 CASES = [0, 1, 2]
@@ -167,7 +168,7 @@ def test_aliasing_makes_the_second_direction_1_plus_beta_times_r1(backend, xp, t
         p1 = (1 + r1 @ r1 / (r0 @ r0 + eps)) * r1
         a2 = r1 @ r1 / (p1 @ H @ p1 + eps)
         expected.append(a1 * r0 + a2 * p1)
-    DW, db = prox_cg(P, grad, tau_theta, 2, variant="authors")
+    DW, db = prox_cg_authors(P, grad, tau_theta, 2)
     got = rows((DW, db))
     assert np.max(np.abs(got - np.array(expected))) <= 1e-12 * np.max(np.abs(expected))
     textbook = rows(prox_cg(P, grad, tau_theta, 2))
@@ -187,14 +188,14 @@ def test_early_stop_on_the_largest_row_residual_against_the_mean_initial_one(bac
     limit = 200
     stop = None
     for j in range(1, limit):
-        D = rows(prox_cg(P, grad, tau_theta, j, variant="authors"))
+        D = rows(prox_cg_authors(P, grad, tau_theta, j))
         r = -G - D @ H
         if np.max(np.sum(r ** 2, axis=1)) < 1e-4 * np.mean(r0):
             stop, D_stop = j, D
             break
     assert stop is not None and stop >= 2  # the rule is met, and not trivially
     info = ProxInfo("cg")
-    D = rows(prox_cg(P, grad, tau_theta, limit, variant="authors", history=True, info=info))
+    D = rows(prox_cg_authors(P, grad, tau_theta, limit, history=True, info=info))
     assert info.iterations == stop
     assert np.max(np.abs(D - D_stop)) <= 1e-12 * np.max(np.abs(D_stop))
     # A per-row rule at the same level (|r_j,i|^2 <= 1e-4 |r_0,i|^2 for every i) is not met
@@ -205,7 +206,7 @@ def test_early_stop_on_the_largest_row_residual_against_the_mean_initial_one(bac
 
 def test_unknown_variant_is_a_value_error(backend, xp):
     P, grad, _, _ = random_rows(xp, seed=0)
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(TypeError, match="variant"):  # textbook CG has no variant switch
         prox_cg(P, grad, 1.0, 2, variant="pytorch")
     net, theta, X, y, tau, tau_theta, _ = load_case(0, xp)
     with pytest.raises(ValueError, match="cg_variant"):

@@ -61,7 +61,7 @@ def test_full_batch_epochs_are_optimizer_steps_on_the_oracle(backend, digits, al
     theta0 = net.init(seed=3, dtype="float64", backend=backend)
     before = copy_params(theta0)
     opt = optim.sgd(0.5, momentum=0.9, nesterov=True)
-    result = train(net, digits, opt, algorithm=algorithm, **prox, batch_size=200, epochs=2,
+    result = train(net, digits, opt, pp.make_method(algorithm, **prox), batch_size=200, epochs=2,
                    dtype="float64", backend=backend, theta=theta0, progress=False)
     X, y = _batch_last(digits, xp)
     theta, state = theta0, opt.init(theta0)
@@ -82,8 +82,8 @@ def test_full_batch_epochs_are_optimizer_steps_on_the_oracle(backend, digits, al
 def test_plain_sgd_epoch_with_proxprop_is_algorithm_2(backend, digits):
     xp = pp.backend.get_backend(backend)
     net = _net()
-    result = train(net, digits, optim.sgd(0.7), algorithm="proxprop", solver="exact",
-                   tau_theta=0.05, batch_size=200, epochs=1, seed=1, dtype="float64",
+    result = train(net, digits, optim.sgd(0.7), pp.ProxProp(solver="exact", tau_theta=0.05),
+                   batch_size=200, epochs=1, seed=1, dtype="float64",
                    backend=backend, progress=False)
     X, y = _batch_last(digits, xp)
     expected = pp.proxprop(net, net.init(seed=1, dtype="float64", backend=backend), X, y,
@@ -133,7 +133,7 @@ def test_same_seed_gives_bit_identical_runs_and_another_seed_does_not(digits):
 
     def run(seed):
         return train(net, digits, optim.sgd(0.2, momentum=0.95, nesterov=True),
-                     algorithm="proxprop", solver="cg", cg_iterations=3, batch_size=32,
+                     pp.ProxProp(solver="cg", cg_iterations=3), batch_size=32,
                      epochs=2, seed=seed, progress=False)
 
     a, b, c = run(0), run(0), run(1)
@@ -149,7 +149,7 @@ def test_same_seed_gives_bit_identical_runs_and_another_seed_does_not(digits):
 def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, digits, make, algorithm,
                                                               prox):
     net = _net()
-    kw = dict(algorithm=algorithm, **prox, batch_size=48, seed=5, progress=False)
+    kw = dict(method=pp.make_method(algorithm, **prox), batch_size=48, seed=5, progress=False)
     whole = train(net, digits, make(), epochs=2, out_dir=tmp_path / "whole", **kw)
     train(net, digits, make(), epochs=1, out_dir=tmp_path / "part", **kw)
     resumed = train(net, digits, make(), epochs=2, out_dir=tmp_path / "part", resume=True, **kw)
@@ -183,8 +183,9 @@ def test_non_finite_loss_ends_the_run_as_diverged(tmp_path, digits):
 def test_failed_prox_solve_is_recorded_as_divergence(digits):
     # A huge step makes the activations explode; in float32 the Gram matrix of the exact
     # prox loses positive definiteness (or the loss overflows) - a result, not a crash.
-    result = train(_net(), digits, optim.sgd(1e4, momentum=0.9), algorithm="proxprop",
-                   solver="exact", tau_theta=10.0, batch_size=50, epochs=5, progress=False)
+    result = train(_net(), digits, optim.sgd(1e4, momentum=0.9),
+                   pp.ProxProp(solver="exact", tau_theta=10.0), batch_size=50, epochs=5,
+                   progress=False)
     assert result.diverged and result.history["diverged_reason"]
 
 
@@ -198,7 +199,7 @@ def test_checkpoint_is_plain_npz_written_atomically(tmp_path, digits):
         meta = json.loads(str(f["meta"]))
         assert np.array_equal(f["theta_0_W"], result.theta[0][0])
         assert np.array_equal(f["opt_momentum_1_b"], result.opt_state.slots["momentum"][1][1])
-    assert meta["config"]["algorithm"] == "backprop" and meta["opt_step"] == 2
+    assert meta["config"]["method"] == {"method": "backprop"} and meta["opt_step"] == 2
     assert meta["history"]["train_loss"] == result.history["train_loss"]
 
 
@@ -216,19 +217,33 @@ def test_checkpoint_misuse_raises(tmp_path, digits):
         train(net, digits, optim.sgd(0.1), epochs=2, resume=True, **kw)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / CHECKPOINT).write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="not a readable penaltyprop checkpoint"):
+    with pytest.raises(ValueError, match="not a penaltyprop checkpoint"):
         train(net, digits, optim.sgd(0.1), epochs=1, out_dir=tmp_path / "bad", resume=True, **kw)
 
 
 # --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("name,settings,bad", [
+    ("newton", {}, "method"),
+    ("backprop", {"solver": "cg"}, "solver"),
+    ("backprop", {"tau_theta": 0.5}, "tau_theta"),
+    ("proxprop", {"solver": "exact", "cg_iterations": 3}, "cg_iterations"),
+    ("proxprop", {"solver": "exact", "cg_iterations": -5}, "cg_iterations"),
+    ("proxprop", {"solver": "cg", "exact_system": "batch"}, "exact_system"),
+    ("proxprop", {"tau_theta": -1.0}, "tau_theta"),
+    ("proxprop", {"solver": "lbfgs"}, "solver"),
+])
+def test_bad_method_settings_raise_value_error_naming_them(name, settings, bad):
+    """The method object is the one place its settings are checked (train takes the object)."""
+    with pytest.raises(ValueError, match=bad):
+        pp.make_method(name, **settings)
+
+
+def test_train_takes_a_method_object(digits):
+    with pytest.raises(ValueError, match="method must be a method object"):
+        train(_net(), digits, optim.sgd(0.1), "proxprop", batch_size=100, progress=False)
+
+
 @pytest.mark.parametrize("kwargs,name", [
-    ({"algorithm": "newton"}, "algorithm"),
-    ({"solver": "cg"}, "solver"),
-    ({"tau_theta": 0.5}, "tau_theta"),
-    ({"algorithm": "proxprop", "solver": "exact", "cg_iterations": 3}, "cg_iterations"),
-    ({"algorithm": "proxprop", "solver": "cg", "exact_system": "batch"}, "exact_system"),
-    ({"algorithm": "proxprop", "tau_theta": -1.0}, "tau_theta"),
-    ({"algorithm": "proxprop", "solver": "lbfgs"}, "solver"),
     ({"batch_size": 201}, "batch_size"),
     ({"batch_size": 0}, "batch_size"),
     ({"epochs": 0}, "epochs"),

@@ -1,0 +1,79 @@
+r"""The CG of the authors' PyTorch code, for reproducing the paper's figures (not textbook CG).
+
+The authors' public implementation (tfrerix/proxprop), which produced the paper's figures,
+solves the prox system :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top` with a CG that
+differs from textbook CG (:mod:`penaltyprop.cg`) in three ways:
+
+(i) its first search direction is the residual array itself, which is then updated in place,
+    so the second direction is :math:`p_1 = (1+\beta_1)\,r_1` instead of
+    :math:`r_1 + \beta_1 p_0`; later updates are textbook again (the directions are no longer
+    H-conjugate, and every step is :math:`1/(1+\beta_1)` times the exact line search along it);
+(ii) it adds :data:`AUTHORS_CG_EPS` = 1e-6 to the denominators of :math:`\alpha_i` and
+    :math:`\beta_i`; the effect is not scale-invariant, so the caller must pass the unscaled
+    gradient (:class:`penaltyprop.prox.Prox` solves with tau = 1 and scales by tau afterwards,
+    as that code does);
+(iii) after each iteration but the last it stops once
+    :math:`\max_i \|r_i\|^2 < \mathrm{tol}^2 \cdot \mathrm{mean}_i \|r_{0,i}\|^2`, with
+    tol = :data:`AUTHORS_CG_TOL` = 1e-2.
+
+It still gives a descent direction for every number of iterations (docs/cg_variant.md), and
+it matches that code's outputs to 1e-15 (tests/test_reference_authors.py).
+"""
+from __future__ import annotations
+
+from .backend import array_module, to_host
+from .cg import apply_H, row_dot
+
+#: the epsilon that code adds to both CG denominators, and the tol of its stopping rule
+AUTHORS_CG_EPS = 1e-6
+AUTHORS_CG_TOL = 1e-2
+
+
+def prox_cg_authors(P, grad, tau_theta, iterations, tol=None, history=False, info=None):
+    r"""The prox step (Eq. 11) as the authors' code solves it, as an update D.
+
+    Parameters
+    ----------
+    P : (m, K) patch matrix.
+    grad : (gW, gb) = :math:`\delta A^\top`, shapes (n_out, m) and (n_out,), unscaled
+        (:math:`\nabla_{\theta_l} J`, see (ii) above). Not modified.
+    tau_theta : float > 0.
+    iterations : int >= 1, at most this many applications of H.
+    tol : float or None, the tol of rule (iii) (default :data:`AUTHORS_CG_TOL`).
+    history, info : as in :func:`penaltyprop.cg.cg_rows`.
+
+    Returns
+    -------
+    (DW, db) : the update :math:`\Theta^{k+1} - \Theta^k`, approximately solving
+    :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top`.
+    """
+    xp = array_module(P)
+    tol = AUTHORS_CG_TOL if tol is None else tol
+    gW, gb = grad
+    DW, db = xp.zeros_like(gW), xp.zeros_like(gb)
+    rW, rb = -gW, -gb  # r_0 = -delta A^T (D_0 = 0)
+    pW, pb = rW, rb  # (i): p_0 IS the residual array, which the loop updates in place
+    rr = rr0 = row_dot(rW, rb, rW, rb)
+    norms = [xp.sqrt(rr)] if history else None
+    done = 0
+    while done < iterations:
+        qW, qb = apply_H(pW, pb, P, tau_theta)
+        alpha = rr / (row_dot(pW, pb, qW, qb) + AUTHORS_CG_EPS)  # (ii)
+        DW += alpha[:, None] * pW
+        db += alpha * pb
+        rW -= alpha[:, None] * qW  # with (i), this also changes p_0
+        rb -= alpha * qb
+        rr_new = row_dot(rW, rb, rW, rb)
+        done += 1
+        if history:
+            norms.append(xp.sqrt(rr_new))
+        if done == iterations or bool(rr_new.max() < tol ** 2 * rr0.mean()):  # (iii)
+            break
+        beta = rr_new / (rr + AUTHORS_CG_EPS)  # (ii)
+        pW, pb = rW + beta[:, None] * pW, rb + beta * pb  # after (i): p_1 = (1 + beta_1) r_1
+        rr = rr_new
+    if info is not None:
+        info.solver, info.system, info.size, info.iterations = "cg", "matrix-free", P.shape[0] + 1, done
+        if history:
+            info.residual_norms = to_host(xp.stack(norms))
+    return DW, db

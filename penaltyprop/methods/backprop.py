@@ -1,0 +1,29 @@
+r"""BackProp: the direction is the gradient :math:`\nabla J` (Eq. 2), by classical backprop.
+
+By Proposition 1 this is also Algorithm 1 (:func:`penaltyprop.penalty_backprop`): one gradient
+step on J is a sweep of explicit steps on the penalty energy E.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..forward import loss_and_gradient
+from .base import OracleMethod
+
+
+@dataclass(frozen=True)
+class BackProp(OracleMethod):
+    r"""The gradient :math:`d = \nabla J(\theta; X, y)`, computed by classical backpropagation.
+
+    It has no settings; the optimizer's learning rate is the paper's tau.
+    """
+
+    name = "backprop"
+
+    @property
+    def label(self) -> str:
+        return "BackProp"
+
+    def direction(self, net, theta, X, y, check=True):
+        r"""``(J, grad J)``: :func:`penaltyprop.forward.loss_and_gradient`."""
+        return loss_and_gradient(net, theta, X, y, check=check)

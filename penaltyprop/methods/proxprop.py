@@ -1,0 +1,73 @@
+r"""ProxProp as a first-order oracle (Algorithm 2, Section 5.3, Proposition 2).
+
+The direction is :math:`(\theta^k - \theta^{k+1})/\tau` of Algorithm 2:
+:math:`M_l^{-1}\nabla_{\theta_l}J` on the hidden layers (the prox step of Eq. 11) and
+:math:`\nabla_{\theta_{L-1}}J` on the last layer; an optimizer with learning rate tau consumes
+it like a gradient (plain SGD reproduces Algorithm 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..algorithms import proxprop_direction
+from ..prox import Prox
+from .base import OracleMethod, setting
+
+#: the number of CG iterations when solver="cg" and none is given (the paper's CG-3)
+DEFAULT_CG_ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class ProxProp(OracleMethod):
+    r"""ProxProp directions, the prox step of Eq. 11 solved exactly (Eq. 44) or by CG.
+
+    Parameters
+    ----------
+    tau_theta : float > 0, the prox step size of Eq. 11 (1, the paper's choice from
+        Section 5.2 on; Fig. 2 used 0.05).
+    solver : ``"cg"`` (default), ``"exact"`` or ``"gradient"``.
+    cg_iterations : int >= 1, CG iterations per layer (solver="cg"; default 3).
+    cg_tol, cg_variant, exact_system, cg_space : as :class:`penaltyprop.prox.Prox` (None: the
+        solver's default; an option of another solver is an error).
+    """
+
+    name = "proxprop"
+    tau_theta: float = setting(1.0, "prox step size tau_theta of Eq. 11")
+    solver: str = setting("cg", "prox solver: exact (Eq. 44), cg or gradient")
+    cg_iterations: int = setting(None, f"CG iterations per layer (solver cg; default "
+                                       f"{DEFAULT_CG_ITERATIONS})")
+    cg_tol: float = setting(None, "CG relative tolerance for an early stop (solver cg)")
+    cg_variant: str = setting(None, "textbook CG (default) or the authors' variant (solver cg)")
+    exact_system: str = setting(None, "auto (default), primal or batch (solver exact)")
+    cg_space: str = setting(None, "auto (default), parameter or batch (solver cg)")
+
+    def __post_init__(self):
+        iterations = self.cg_iterations
+        if self.solver == "cg" and iterations is None:
+            iterations = DEFAULT_CG_ITERATIONS
+        prox = Prox(self.tau_theta, self.solver, iterations, self.cg_tol, self.cg_variant,
+                    self.exact_system, self.cg_space)  # checks every setting
+        for name in ("tau_theta", "cg_iterations", "cg_tol", "cg_variant", "exact_system",
+                     "cg_space"):
+            object.__setattr__(self, name, getattr(prox, name))
+
+    @property
+    def prox(self) -> Prox:
+        """Step (c)'s settings as :class:`penaltyprop.prox.Prox`."""
+        return Prox(**self.get_params())
+
+    @property
+    def label(self) -> str:
+        if self.solver != "cg":
+            return f"ProxProp ({self.solver})"
+        suffix = ", authors' CG" if self.cg_variant == "authors" else ""
+        return f"ProxProp (cg{self.cg_iterations}{suffix})"
+
+    @property
+    def key(self) -> str:
+        return self.solver if self.solver != "cg" else f"cg{self.cg_iterations}"
+
+    def direction(self, net, theta, X, y, check=True):
+        r"""``(J, d)``: :func:`penaltyprop.proxprop_direction` with these settings."""
+        return proxprop_direction(net, theta, X, y, **self.get_params(), check=check,
+                                  return_loss=True)

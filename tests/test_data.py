@@ -44,6 +44,14 @@ def small_cifar(monkeypatch):
 
 
 @pytest.fixture
+def small_mnist(monkeypatch):
+    """MNIST files of 8 training and 3 test images (write_mnist_folder's), 2 for validation."""
+    monkeypatch.setattr(mnist, "N_TRAIN_FILE", 8)
+    monkeypatch.setattr(mnist, "N_TEST_FILE", 3)
+    monkeypatch.setattr(mnist, "N_VALIDATION", 2)
+
+
+@pytest.fixture
 def server(tmp_path, monkeypatch):
     """A local HTTP server for the folder it returns; yields (base URL, served folder)."""
     served = tmp_path / "served"
@@ -374,7 +382,7 @@ def write_mnist_folder(folder, n_train=8, n_test=3, seed=0):
     return arrays
 
 
-def test_mnist_folder_parse_and_split(tmp_path, monkeypatch):
+def test_mnist_folder_parse_and_split(tmp_path, small_mnist, monkeypatch):
     monkeypatch.setattr(mnist, "N_VALIDATION", 2)
     arrays = write_mnist_folder(tmp_path / "mnist")
     ds = load_dataset("mnist", data_dir=tmp_path, download=False)  # finds mnist/ in its parent
@@ -403,7 +411,7 @@ def test_read_idx_checks_magic_and_length(tmp_path):
         read_idx(path)
 
 
-def test_mnist_label_out_of_range_names_the_file(tmp_path):
+def test_mnist_label_out_of_range_names_the_file(tmp_path, small_mnist):
     write_mnist_folder(tmp_path)
     idx_gz(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 11, 2]))
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: label 11"):
@@ -411,7 +419,7 @@ def test_mnist_label_out_of_range_names_the_file(tmp_path):
 
 
 def test_mnist_download_falls_through_to_the_second_mirror(tmp_path, cache, server,
-                                                           monkeypatch):
+                                                           small_mnist, monkeypatch):
     base, served = server
     arrays = write_mnist_folder(served / "good")
     md5 = {name: hashlib.md5((served / "good" / name).read_bytes()).hexdigest()

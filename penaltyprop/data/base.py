@@ -7,11 +7,12 @@ on disk. The paper's algorithms want a sample per column (a_0 = X has shape (n_0
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import array_module
+from ..backend import array_module, to_host
 from ..backend import numpy as np
 
 #: Environment variable naming the data folder (download cache, or extracted data sets).
@@ -105,9 +106,14 @@ def cache_dir() -> Path:
     Returns
     -------
     pathlib.Path (it may not exist yet).
+
+    Raises
+    ------
+    DataError
+        If ``$PENALTYPROP_DATA_DIR`` names a file.
     """
     if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+        return _folder(Path(os.environ[DATA_DIR_ENV]).expanduser(), DATA_DIR_ENV)
     repo = Path(__file__).resolve().parents[2]  # penaltyprop/data/base.py -> repo root
     if (repo / "data").is_dir() and (repo / "pyproject.toml").is_file():
         return repo / "data"
@@ -117,12 +123,34 @@ def cache_dir() -> Path:
 
 
 def data_root(data_dir=None) -> Path:
-    """``data_dir`` as a Path when given, else :func:`cache_dir`."""
-    return Path(data_dir).expanduser() if data_dir is not None else cache_dir()
+    """``data_dir`` as a Path when given, else :func:`cache_dir`.
+
+    Raises
+    ------
+    DataError
+        If the folder named (by ``data_dir`` or ``$PENALTYPROP_DATA_DIR``) is a file.
+    """
+    if data_dir is None:
+        return cache_dir()
+    return _folder(Path(data_dir).expanduser(), "data_dir")
+
+
+def root_name(data_dir=None) -> str:
+    """Where :func:`data_root` took the folder from, for messages: the argument or variable."""
+    if data_dir is not None:
+        return "data_dir"
+    return DATA_DIR_ENV if os.environ.get(DATA_DIR_ENV) else "the data cache"
+
+
+def _folder(path: Path, name: str) -> Path:
+    """``path``, unless it exists and is not a folder."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{name} {path} is a file, not a folder; point {name} at a folder")
+    return path
 
 
 def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shape,
-                       dtype="float32", subset=None) -> Dataset:
+                       dtype="float32", subset=None, source=None) -> Dataset:
     r"""Assemble a :class:`Dataset` from raw pixels, the same way for every data set.
 
     The LAST ``n_val`` training samples are the validation set (the paper's rule for CIFAR-10).
@@ -145,6 +173,8 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
     dtype : str or dtype, a floating type
     subset : int, optional
         Number of training samples to keep, 1 .. n_train.
+    source : str, optional
+        The folder or file the data came from, for messages.
 
     Returns
     -------
@@ -154,11 +184,15 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
     ------
     ValueError
         For a non-float ``dtype`` or a ``subset`` outside 1 .. n_train.
+    DataError
+        If ``train`` holds no more than ``n_val`` samples (nothing would be left to train on,
+        and negative indices would wrap the slices), or ``test`` is empty.
     """
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating type such as 'float32', got {dtype}")
     (X, y), (X_test, y_test) = train, test
+    check_split(name, len(y), len(y_test), n_val, source)
     n_train = len(y) - n_val
     X_train, y_train, X_val, y_val = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
     if subset is not None:
@@ -184,6 +218,17 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
                    pixels(X_test), labels(y_test), n_classes, tuple(image_shape))
 
 
+def check_split(name, n, n_test, n_val, source=None) -> None:
+    """Raise :class:`DataError` naming the counts unless ``n`` training images leave at least
+    one after the last ``n_val`` go to validation, and there are test images."""
+    where = f" in {source}" if source is not None else ""
+    if n <= n_val:
+        raise DataError(f"{name}: {n} training images{where}, too few for the split (the last "
+                        f"{n_val} are the validation set); the data is incomplete")
+    if n_test == 0:
+        raise DataError(f"{name}: no test images{where}; the data is incomplete")
+
+
 def check_labels(labels, n_classes, source) -> None:
     """Raise :class:`DataError` naming ``source`` if a label lies outside 0 .. n_classes - 1."""
     bad = (labels < 0) | (labels >= n_classes)
@@ -196,3 +241,36 @@ def check_labels(labels, n_classes, source) -> None:
 def _read_only(a):
     a.flags.writeable = False
     return a
+
+
+def fingerprint(data, rows=256) -> str:
+    r"""A cheap identity of a :class:`Dataset`: its sizes and a hash of a sample of its bytes.
+
+    A training loop stores it with its checkpoint and compares it on resume, so that a run is
+    never continued on other data of the same size. It hashes (sha256) every label and
+    ``rows`` evenly spaced samples of each part, in float32: the same data loaded as float32
+    or float64 has the same fingerprint (pixels are small integers over a scale <= 255, whose
+    float64 value rounds to exactly the float32 one).
+
+    Parameters
+    ----------
+    data : Dataset (or anything with its ``X_*``, ``y_*`` arrays, samples-first)
+    rows : int, samples hashed per part
+
+    Returns
+    -------
+    str ``"<n_train>/<n_val>/<n_test>x<d>:<16 hex digits>"``, e.g. ``"1197/300/300x64:3f..."``.
+    """
+    digest = hashlib.sha256()
+    sizes = []
+    for part in ("train", "val", "test"):
+        X, y = to_host(getattr(data, f"X_{part}")), to_host(getattr(data, f"y_{part}"))
+        N = len(y)
+        sizes.append(N)
+        digest.update(f"{part} {X.shape} {N};".encode())
+        digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())  # (N,)
+        if N:
+            picks = np.unique(np.linspace(0, N - 1, min(rows, N)).round().astype(np.int64))
+            digest.update(np.ascontiguousarray(X[picks], dtype=np.float32).tobytes())
+    d = data.X_train.shape[1]  # n_0, the length of one sample
+    return f"{sizes[0]}/{sizes[1]}/{sizes[2]}x{d}:{digest.hexdigest()[:16]}"

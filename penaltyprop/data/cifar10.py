@@ -15,8 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backend import numpy as np
-from .base import DATA_DIR_ENV, DataError, check_labels, data_root, split_scale_subset
-from .fetch import extract_folder, fetch
+from .base import (
+    DATA_DIR_ENV,
+    DataError,
+    check_labels,
+    check_split,
+    data_root,
+    root_name,
+    split_scale_subset,
+)
+from .fetch import cache_lock, extract_folder, fetch, remove_leftovers
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"  # 170,052,171 bytes
@@ -59,42 +67,58 @@ def load_cifar10(data_dir=None, subset=None, dtype="float32", download=True):
         No data and no download, a failed download, a corrupted archive, a missing or
         wrong-sized file, or a label outside 0..9.
     """
-    folder = locate(data_root(data_dir), download)
+    folder = locate(data_root(data_dir), download, root_name(data_dir))
     check_folder(folder)
     train = read_batches([folder / name for name in TRAIN_FILES])  # (50000, 3072), (50000,)
     test = read_batches([folder / TEST_FILE])  # (10000, 3072), (10000,)
+    check_split("cifar10", len(train[1]), len(test[1]), N_VALIDATION, str(folder))
     scale = int(train[0][: len(train[1]) - N_VALIDATION].max())  # max pixel of the train part
     if scale == 0:
         raise DataError(f"every training pixel in {folder} is 0; the files are corrupted")
     return split_scale_subset("cifar10", train, test, n_val=N_VALIDATION, scale=scale,
                               n_classes=N_CLASSES, image_shape=IMAGE_SHAPE, dtype=dtype,
-                              subset=subset)
+                              subset=subset, source=str(folder))
 
 
-def locate(root: Path, download: bool) -> Path:
+def locate(root: Path, download: bool, name: str = "data_dir") -> Path:
     """The ``cifar-10-batches-bin/`` folder: ``root`` itself, ``root/cifar-10-batches-bin``,
     or, when neither exists and ``download`` is true, a fresh download into ``root``.
+
+    The download and extraction hold ``root``'s cache lock
+    (:func:`penaltyprop.data.fetch.cache_lock`); ``name`` says where ``root`` came from.
 
     Raises
     ------
     DataError
         If there is no folder and ``download`` is false, or the download fails.
     """
-    for folder in (root, root / FOLDER):
-        if folder.is_dir() and (folder.name == FOLDER or (folder / TRAIN_FILES[0]).exists()):
-            return folder
+    found = _find(root)
+    if found is not None:
+        remove_leftovers(root)  # of an extraction killed before another one succeeded
+        return found
     where = (f"put the extracted {FOLDER}/ folder in {root}, or pass data_dir= or set "
              f"{DATA_DIR_ENV} to the folder holding it")
     if not download:
         raise DataError(f"CIFAR-10 not found in {root}: {where}, or use download=True to "
                         f"fetch {URL}")
-    root.mkdir(parents=True, exist_ok=True)
-    archive = fetch([URL], f"sha256:{SHA256}", ARCHIVE, root, hint=f"; instead {where}")
-    try:
-        return extract_folder(archive, FOLDER, root, check_folder)
-    except DataError:
-        archive.unlink()  # its hash matched but it cannot be used: do not keep it
-        raise
+    with cache_lock(root, name):
+        found = _find(root)  # another process may have extracted it while we waited
+        if found is not None:
+            return found
+        archive = fetch([URL], f"sha256:{SHA256}", ARCHIVE, root, hint=f"; instead {where}")
+        try:
+            return extract_folder(archive, FOLDER, root, check_folder)
+        except DataError:
+            archive.unlink()  # its hash matched but it cannot be used: do not keep it
+            raise
+
+
+def _find(root: Path):
+    """``root`` or ``root/cifar-10-batches-bin`` if it is the batches folder, else None."""
+    for folder in (root, root / FOLDER):
+        if folder.is_dir() and (folder.name == FOLDER or (folder / TRAIN_FILES[0]).exists()):
+            return folder
+    return None
 
 
 def check_folder(folder: Path) -> None:

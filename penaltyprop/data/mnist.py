@@ -3,8 +3,9 @@
 An IDX file is a 4-byte magic number (two zero bytes, a type code, 0x08 for unsigned bytes,
 and the number of dimensions), then each dimension as a big-endian uint32, then the data,
 row-major. The files are downloaded from the first mirror that answers, each checked against
-its md5 sum, or read from a folder that holds them. The last 5,000 training images are the
-validation set; pixels are divided by 255.
+its md5 sum, or read from a folder that holds them. A folder must hold the full 60,000 training
+and 10,000 test images (any other count is refused: a short folder would change the split). The
+last 5,000 training images are the validation set; pixels are divided by 255.
 """
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ import zlib
 from pathlib import Path
 
 from ..backend import numpy as np
-from .base import DATA_DIR_ENV, DataError, check_labels, data_root, split_scale_subset
-from .fetch import fetch
+from .base import (
+    DATA_DIR_ENV,
+    DataError,
+    check_labels,
+    data_root,
+    root_name,
+    split_scale_subset,
+)
+from .fetch import cache_lock, fetch, remove_leftovers
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -32,6 +40,7 @@ FOLDER = "mnist"
 
 IMAGE_SHAPE = (1, 28, 28)
 N_CLASSES = 10
+N_TRAIN_FILE, N_TEST_FILE = 60_000, 10_000  # images in the training and test files
 N_VALIDATION = 5_000  # the last 5,000 training images, as for CIFAR-10
 MAX_PIXEL = 255
 
@@ -60,37 +69,50 @@ def load_mnist(data_dir=None, subset=None, dtype="float32", download=True):
     ------
     DataError
         A missing file without download, a failed download, a file that is not valid
-        gzipped IDX, inconsistent sizes, or a label outside 0..9.
+        gzipped IDX, inconsistent sizes, a count other than 60,000 / 10,000 images, or a
+        label outside 0..9.
     """
     root = data_root(data_dir)
     folder = root if (root / next(iter(MD5))).exists() else root / FOLDER
-    path = {name: _get(folder, name, download) for name in MD5}
-    train = _read_pair(path["train-images-idx3-ubyte.gz"], path["train-labels-idx1-ubyte.gz"])
-    test = _read_pair(path["t10k-images-idx3-ubyte.gz"], path["t10k-labels-idx1-ubyte.gz"])
+    missing = [name for name in MD5 if not (folder / name).is_file()]
+    if missing and not download:
+        raise DataError(f"{folder / missing[0]} is missing: {_where(folder)}, or use "
+                        f"download=True to fetch it from {MIRRORS[0]}")
+    if missing:
+        with cache_lock(folder, root_name(data_dir)):  # one download into a cache at a time
+            for name in missing:
+                fetch([mirror + name for mirror in MIRRORS], f"md5:{MD5[name]}", name, folder,
+                      hint=f"; instead {_where(folder)}")
+    else:
+        remove_leftovers(folder)  # of a download killed before another one succeeded
+    path = {name: folder / name for name in MD5}
+    train = _read_pair(path["train-images-idx3-ubyte.gz"], path["train-labels-idx1-ubyte.gz"],
+                       N_TRAIN_FILE)
+    test = _read_pair(path["t10k-images-idx3-ubyte.gz"], path["t10k-labels-idx1-ubyte.gz"],
+                      N_TEST_FILE)
     return split_scale_subset("mnist", train, test, n_val=N_VALIDATION, scale=MAX_PIXEL,
                               n_classes=N_CLASSES, image_shape=IMAGE_SHAPE, dtype=dtype,
-                              subset=subset)
+                              subset=subset, source=str(folder))
 
 
-def _get(folder: Path, name: str, download: bool) -> Path:
-    """The file ``folder/name``, downloaded first if it is missing and ``download`` is true."""
-    if (folder / name).is_file():
-        return folder / name
-    where = (f"put the four MNIST *-ubyte.gz files in {folder}, or pass data_dir= or set "
-             f"{DATA_DIR_ENV} to a folder holding them")
-    if not download:
-        raise DataError(f"{folder / name} is missing: {where}, or use download=True to "
-                        f"fetch it from {MIRRORS[0]}")
-    return fetch([mirror + name for mirror in MIRRORS], f"md5:{MD5[name]}", name, folder,
-                 hint=f"; instead {where}")
+def _where(folder: Path) -> str:
+    """What a user can do to provide the files."""
+    return (f"put the four MNIST *-ubyte.gz files in {folder}, or pass data_dir= or set "
+            f"{DATA_DIR_ENV} to a folder holding them")
 
 
-def _read_pair(images_path, labels_path):
-    """Images (N, 784) uint8 and labels (N,) uint8 from an IDX pair, checked for consistency."""
+def _read_pair(images_path, labels_path, n_images):
+    """Images (N, 784) uint8 and labels (N,) uint8 from an IDX pair, checked for consistency.
+
+    ``n_images``: the number of images the file must hold (60,000 or 10,000).
+    """
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE[1:]:
         raise DataError(f"{images_path} holds images of shape {images.shape[1:]}, expected "
                         f"28 x 28; it is not an MNIST image file")
+    if len(images) != n_images:
+        raise DataError(f"{images_path} holds {len(images)} images, MNIST has {n_images}; "
+                        f"the folder is incomplete, replace the file")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{labels_path} holds {labels.shape} labels for {len(images)} images "
                         f"in {images_path}; the files do not belong together")

@@ -64,9 +64,9 @@ def test_finished_configurations_are_not_run_again(backend, tmp_path, monkeypatc
     calls = []
     real_train = runner.train
 
-    def counting_train(*args, **kwargs):
-        calls.append(kwargs["algorithm"])
-        return real_train(*args, **kwargs)
+    def counting_train(net, data, optimizer, method, **kwargs):
+        calls.append(method.name)
+        return real_train(net, data, optimizer, method, **kwargs)
 
     monkeypatch.setattr(runner, "train", counting_train)
     run_experiment("figure3", "tiny", out=tmp_path, backend=backend, log=_quiet)

@@ -16,7 +16,8 @@ from ..backend.linalg import eigvalsh
 from ..data import batch_last
 from ..forward import forward
 from ..network import mlp
-from .report import markdown_table, spectra_figure
+from ..plotting import spectra_figure
+from .report import markdown_table
 
 PAPER_LARGEST = 6.7e6  # Section 4.1, X X^T of CIFAR-10
 PAPER_RATIO = 1e7  # "seven orders of magnitude larger than the smallest eigenvalue"
@@ -80,7 +81,7 @@ def run_conditioning(store, data, scale, *, seed, backend, **_):
     return [store[name] for name in names]
 
 
-def report_conditioning(store, out, title):
+def report_conditioning(store, out, title, **_):
     runs = list(store.data["runs"].values())
     spectra_figure([(r["method"], r["spectrum"]) for r in runs], out / "conditioning.png",
                    title)

@@ -1,6 +1,6 @@
-r"""What every experiment shares: its data, its methods, and a results store that resumes.
+r"""What every experiment shares: its data, its optimizers, and a results store that resumes.
 
-An experiment is a list of *configurations* (one method at one step size ...). The
+An experiment is a list of *configurations* (one method object at one step size ...). The
 :class:`Store` keeps ``results.json`` in the output folder; each configuration is written there
 as soon as it finishes and is never run again. A configuration interrupted mid-way resumes from
 the per-epoch checkpoint that :func:`penaltyprop.train.train` writes under ``runs/KEY/``.
@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import optim
@@ -23,58 +22,6 @@ from ..data.base import Dataset
 from ..train import CHECKPOINT, format_epoch, train
 
 RESULTS = "results.json"
-
-
-@dataclass(frozen=True)
-class Method:
-    """One curve of a figure or one row of a table.
-
-    Attributes
-    ----------
-    label : str, as in the paper's legend ("BackProp", "ProxProp (cg3)").
-    algorithm : ``"backprop"`` or ``"proxprop"``.
-    solver : ``"exact"`` or ``"cg"`` (proxprop only).
-    cg_iterations : int (solver="cg" only).
-    tau_theta : float, prox step size of Eq. 11 (proxprop only).
-    cg_variant : ``"textbook"`` or ``"authors"`` (solver="cg" only).
-    """
-
-    label: str
-    algorithm: str = "backprop"
-    solver: str | None = None
-    cg_iterations: int | None = None
-    tau_theta: float | None = None
-    cg_variant: str | None = None
-
-    @property
-    def key(self) -> str:
-        """A short file-safe name: ``backprop``, ``exact``, ``cg3``."""
-        if self.algorithm == "backprop":
-            return "backprop"
-        return "exact" if self.solver == "exact" else f"cg{self.cg_iterations}"
-
-    def train_options(self) -> dict:
-        """The keyword arguments of :func:`penaltyprop.train.train` for this method."""
-        if self.algorithm == "backprop":
-            return {"algorithm": "backprop"}
-        return {"algorithm": "proxprop", "solver": self.solver, "tau_theta": self.tau_theta,
-                "cg_iterations": self.cg_iterations, "cg_variant": self.cg_variant}
-
-
-def backprop() -> Method:
-    """BackProp: the direction is grad J."""
-    return Method("BackProp")
-
-
-def prox_exact(tau_theta) -> Method:
-    """ProxProp with the exact prox (Eq. 44)."""
-    return Method("ProxProp (exact)", "proxprop", "exact", None, tau_theta)
-
-
-def prox_cg(k, tau_theta, cg_variant="textbook") -> Method:
-    """ProxProp with k CG iterations per prox (Section 4.2.2)."""
-    suffix = "" if cg_variant == "textbook" else ", authors' CG"
-    return Method(f"ProxProp (cg{k}{suffix})", "proxprop", "cg", k, tau_theta, cg_variant)
 
 
 # --------------------------------------------------------------------------- data
@@ -156,10 +103,18 @@ class Store:
     def train(self, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy"):
         """Train one configuration, or return its stored record if it already finished.
 
+        Parameters
+        ----------
+        key : str, the configuration's name in ``results.json``.
+        net, data, optimizer : as :func:`penaltyprop.train.train`.
+        method : a method object (``pp.BackProp()``, ``pp.ProxProp(...)``).
+        scale : the :class:`~.settings.Scale` (batch size, epochs).
+
         Returns
         -------
-        dict with ``method`` (label), ``config`` (train's), ``history`` (train's) and
-        ``wall_s`` (seconds, evaluations included; of the last session if resumed).
+        dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
+        (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of
+        the last session if resumed).
         """
         if key in self:
             self.log(f"[{key}] done before, not run again")
@@ -169,11 +124,11 @@ class Store:
         self.log(f"[{key}] {'resuming' if resume else 'starting'}: {method.label}, "
                  f"{optimizer!r}")
         t0 = time.perf_counter()
-        result = train(net, data, optimizer, **method.train_options(),
-                       batch_size=scale.batch_size, epochs=scale.epochs, seed=seed,
+        result = train(net, data, optimizer, method, batch_size=scale.batch_size,
+                       epochs=scale.epochs, seed=seed,
                        backend=backend, out_dir=run_dir, resume=resume, progress=False,
                        on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"))
-        record = {"method": method.label, "method_options": asdict(method),
+        record = {"method": method.label, "method_options": method.config(),
                   "config": result.config, "history": result.history,
                   "wall_s": time.perf_counter() - t0}
         self.put(key, record)

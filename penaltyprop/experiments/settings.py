@@ -49,8 +49,8 @@ class Scale:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-_TINY = dict(data="synthetic", n_train=64, epochs=2, batch_size=16, hidden=(16, 8, 16),
-             channels=(2, 3, 3), image_shape=TINY_IMAGE)
+_TINY = {"data": "synthetic", "n_train": 64, "epochs": 2, "batch_size": 16,
+         "hidden": (16, 8, 16), "channels": (2, 3, 3), "image_shape": TINY_IMAGE}
 
 #: SETTINGS[experiment][scale] -> Scale
 SETTINGS = {

@@ -7,9 +7,11 @@ figure and the Markdown table into the output folder.
 from __future__ import annotations
 
 from ..conv import cnn
+from ..methods import BackProp, ProxProp
 from ..network import mlp
-from .report import (curve_panels, fmt_loss, fmt_pct, markdown_table, table1_figure)
-from .runner import backprop, make_optimizer, prox_cg, prox_exact
+from ..plotting import curve_panels, table1_figure
+from .report import fmt_loss, fmt_pct, markdown_table
+from .runner import make_optimizer
 from .settings import TABLE1_TAUS
 
 # The paper's numbers, copied from its text (Sections 5.1-5.3) and Table 1.
@@ -39,21 +41,32 @@ def _summary(record):
 
 
 # --------------------------------------------------------------------------- Figure 2
-def figure2_methods(cg_variant):
-    """Section 5.1: BackProp (tau = 0.05) and ProxProp exact, cg3/5/10 (tau = 1, tau_theta = 0.05)."""
-    return [(backprop(), 0.05), (prox_exact(0.05), 1.0),
+def prox_cg(k, tau_theta, cg_variant):
+    """ProxProp with k CG iterations per prox (Section 4.2.2) of the given variant."""
+    return ProxProp(tau_theta=tau_theta, solver="cg", cg_iterations=k, cg_variant=cg_variant)
+
+
+def figure2_runs(cg_variant):
+    """Section 5.1: [(method, tau)]: BackProp (tau = 0.05) and ProxProp exact, cg3/5/10
+    (tau = 1, tau_theta = 0.05)."""
+    return [(BackProp(), 0.05), (ProxProp(tau_theta=0.05, solver="exact"), 1.0),
             *((prox_cg(k, 0.05, cg_variant), 1.0) for k in (3, 5, 10))]
+
+
+def figure2_methods(cg_variant):
+    """The methods of Fig. 2 (:func:`figure2_runs` without the step sizes)."""
+    return [method for method, _ in figure2_runs(cg_variant)]
 
 
 def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
     """Train the five methods of Fig. 2 (resuming); returns one summary dict per method."""
-    for method, tau in figure2_methods(cg_variant):  # Nesterov momentum 0.95, batch 500
+    for method, tau in figure2_runs(cg_variant):  # Nesterov momentum 0.95, batch 500
         store.train(method.key, _mlp(data, scale), data, make_optimizer(optimizer, tau),
                     method, scale, seed=seed, backend=backend)
-    return [_summary(store[m.key]) for m, _ in figure2_methods(cg_variant)]
+    return [_summary(store[m.key]) for m in figure2_methods(cg_variant)]
 
 
-def report_figure2(store, out, title):
+def report_figure2(store, out, title, *, cg_variant="textbook"):
     """Write figure2.png (3 panels, as Fig. 2) and figure2.md; returns the Markdown table."""
     records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
     curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
@@ -77,7 +90,7 @@ def report_figure2(store, out, title):
 # --------------------------------------------------------------------------- Table 1
 def table1_methods(cg_variant):
     """Section 5.2: BackProp and ProxProp cg1/3/5 with tau_theta = 1."""
-    return [backprop(), *(prox_cg(k, 1.0, cg_variant) for k in (1, 3, 5))]
+    return [BackProp(), *(prox_cg(k, 1.0, cg_variant) for k in (1, 3, 5))]
 
 
 def table1_key(method, tau):
@@ -117,7 +130,7 @@ def _table(rows, mark_best=True):
     return markdown_table(["tau"] + [f"{t:g}" for t in TABLE1_TAUS], out)
 
 
-def report_table1(store, out, title, cg_variant):
+def report_table1(store, out, title, *, cg_variant="textbook"):
     """Write table1.png (loss against tau) and table1.md (ours, then the paper's)."""
     rows = table1_rows(store, cg_variant)
     table1_figure(list(TABLE1_TAUS), rows, out / "table1.png", title)
@@ -133,7 +146,7 @@ def report_table1(store, out, title, cg_variant):
 # --------------------------------------------------------------------------- Figure 3
 def figure3_methods(cg_variant):
     """Section 5.3: Adam (tau = 1e-3) with BackProp and ProxProp cg3/cg10 (tau_theta = 1)."""
-    return [backprop(), prox_cg(3, 1.0, cg_variant), prox_cg(10, 1.0, cg_variant)]
+    return [BackProp(), prox_cg(3, 1.0, cg_variant), prox_cg(10, 1.0, cg_variant)]
 
 
 def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam"):
@@ -146,7 +159,7 @@ def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="ada
     return [_summary(store[m.key]) for m in figure3_methods(cg_variant)]
 
 
-def report_figure3(store, out, title):
+def report_figure3(store, out, title, *, cg_variant="textbook"):
     """Write figure3.png (4 panels: loss and val acc per epoch and per second), figure3.md."""
     records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
     curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),

@@ -101,7 +101,7 @@ def _corrupt_cifar(tmp_path):
     (["train", "--dataset", "cifar10", "--data-dir", "/no/such/folder"], "not a folder"),
     (["train", "--dataset", "mnist", "--data-dir", "{tmp}", "--no-download"], "missing"),
     (["train", "--dataset", "cifar10", "--data-dir", "{corrupt}", "--no-download"], "bin"),
-    (["train", "--solver", "cg"], "--solver only applies to --algorithm proxprop"),
+    (["train", "--solver", "cg"], "--solver only applies to --method proxprop, not backprop"),
     (["train", "--tau-theta", "0.1"], "--tau-theta only applies"),
     (["train", "--algorithm", "proxprop", "--solver", "exact", "--cg-iterations", "3"],
      "--cg-iterations only applies to --solver cg"),
@@ -139,7 +139,7 @@ def test_existing_run_is_not_overwritten(capsys, tmp_path):
 
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "penaltyprop", "train", "--tau", "-1"],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 
 
@@ -149,7 +149,7 @@ def test_model_cnn_keeps_the_conv_blocks_that_pooling_can_halve(image_shape, blo
     """--model cnn is the paper's CNN on CIFAR-10 and drops conv blocks an odd size can't pool."""
     from types import SimpleNamespace
 
-    from penaltyprop.cli import build_model
+    from penaltyprop.model_spec import build_model
 
     ds = SimpleNamespace(image_shape=image_shape, n_classes=10, name="x")
     net, _ = build_model("cnn", ds, "relu")

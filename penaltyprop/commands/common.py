@@ -1,0 +1,80 @@
+"""What the commands share: argparse types, the ``--progress`` and ``--blas-threads`` flags,
+printing beside a progress bar, and one-line descriptions of data and methods."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+
+from tqdm import tqdm
+
+
+def number(kind, minimum, strict):
+    """An argparse type: a finite ``kind`` (int or float) > minimum (strict) or >= minimum."""
+    relation = ">" if strict else ">="
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) \
+                or (value <= minimum if strict else value < minimum):
+            what = "an integer" if kind is int else "a finite number"
+            raise argparse.ArgumentTypeError(f"expected {what} {relation} {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} {relation} {minimum}"  # argparse's "invalid ... value"
+    return parse
+
+
+positive_float = number(float, 0, strict=True)
+nonneg_float = number(float, 0, strict=False)
+positive_int = number(int, 1, strict=False)
+nonneg_int = number(int, 0, strict=False)
+
+
+def blas_threads(n):
+    """Context manager limiting NumPy's and SciPy's BLAS to ``n`` threads (None: no limit).
+
+    Uses ``threadpoolctl``; without it, a no-op. Small matrices (the demo's are at most
+    100 x 100) gain nothing from BLAS threads, and on a busy machine waiting for them
+    costs far more than the products themselves. Results do not depend on it.
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def add_threads_flag(parser, default):
+    parser.add_argument("--blas-threads", type=positive_int, default=default,
+                        help="threads for NumPy's and SciPy's BLAS (needs threadpoolctl; "
+                             + ("default 1: the demo's matrices are too small to gain from "
+                                "more" if default else "default: the library's own") + ")")
+
+
+def add_progress_flag(parser):
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar (default: when stderr is a terminal)")
+
+
+def say(line=""):
+    """Print a line to stdout without breaking a tqdm progress bar."""
+    tqdm.write(line, file=sys.stdout)
+
+
+def describe_data(ds) -> str:
+    return (f"{ds.name} ({len(ds.y_train)} train / {len(ds.y_val)} val / {len(ds.y_test)} "
+            f"test samples)")
+
+
+def describe_method(method) -> str:
+    """``"ProxProp (cg3): tau_theta=1, solver=cg, ..."``: the label and every setting given."""
+    params = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+              for k, v in method.get_params().items() if v is not None]
+    return method.label + (f": {', '.join(params)}" if params else "")

@@ -1,0 +1,59 @@
+"""``penaltyprop experiment NAME``: rerun one of the paper's experiments (docs/reproduction.md)."""
+from __future__ import annotations
+
+import sys
+
+from ..backend import BACKENDS
+from ..data import DataError
+from ..experiments import EXPERIMENTS, SCALES, run_experiment
+from ..prox import CG_VARIANTS
+
+
+def add(subparsers):
+    p = subparsers.add_parser(
+        "experiment", help="rerun a paper experiment: " + ", ".join(EXPERIMENTS),
+        description="Rerun one of the paper's experiments (Section 4.1, Section 5) at the "
+                    "paper's scale (GPU, hours), a small scale (CPU, minutes) or a tiny "
+                    "synthetic one (seconds). Writes results.json, a PNG figure and a "
+                    "Markdown table; a rerun skips finished configurations. See "
+                    "docs/reproduction.md.")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(parser):
+    """Add the ``experiment`` command's arguments to an argparse parser."""
+    parser.add_argument("name", choices=tuple(EXPERIMENTS), help="which experiment")
+    parser.add_argument("--scale", choices=SCALES, default="small",
+                        help="paper: the paper's setting (GPU, hours); small: minutes on a "
+                             "CPU (default); tiny: synthetic data, seconds")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding cifar-10-batches-bin/ (default: the cache, "
+                             "$PENALTYPROP_DATA_DIR)")
+    parser.add_argument("--download", action="store_true",
+                        help="download CIFAR-10 (170 MB, checksum-verified) when missing")
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default runs/experiments/NAME-SCALE)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cg-variant", choices=CG_VARIANTS, default="textbook",
+                        help="ProxProp's CG: textbook or the authors' code (figure2, table1, "
+                             "figure3)")
+    parser.add_argument("--optimizer", choices=("nesterov", "sgd"), default=None,
+                        help="table1 only: Nesterov momentum 0.95 (default) or plain SGD")
+    return parser
+
+
+def run(args) -> int:
+    """Run the ``experiment`` command; returns the exit status (2 for missing data)."""
+    try:
+        result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
+                                seed=args.seed, backend=args.backend,
+                                cg_variant=args.cg_variant, optimizer=args.optimizer,
+                                download=args.download)
+    except DataError as err:
+        print(f"penaltyprop experiment: {err} (command line: --data-dir DIR or --download)",
+              file=sys.stderr)
+        return 2
+    print(result["markdown"])
+    return 0

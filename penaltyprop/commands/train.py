@@ -1,0 +1,152 @@
+"""``penaltyprop train``: one training run, every setting on a flag."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import optim
+from ..data import DATASETS, load_dataset
+from ..model_spec import build_model
+from ..nonlinearities import ACTIVATIONS
+from ..train import format_epoch, train
+from .common import (
+    add_progress_flag,
+    add_threads_flag,
+    blas_threads,
+    describe_data,
+    describe_method,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    say,
+)
+from .method_flags import add_method_flags, method_from_args
+
+#: default MLP per data set: the paper's for CIFAR-10, small ones elsewhere
+DEFAULT_MODEL = {"digits": "64-100-100-10", "mnist": "784-1000-1000-10",
+                 "cifar10": "3072-4000-1000-4000-10"}
+DEFAULT_BATCH_SIZE = {"digits": 100, "mnist": 500, "cifar10": 500}  # the paper: 500
+DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
+#: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
+#: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
+DEFAULT_TAU = {"backprop": 0.05, "proxprop": 1.0}
+ADAM_TAU = 1e-3
+
+
+def add(subparsers):
+    p = subparsers.add_parser(
+        "train", help="one training run, every setting on a flag",
+        description="Train an MLP (or the CNN) with the directions of a training method "
+                    "(BackProp, ProxProp) and a first-order optimizer; print one line per "
+                    "epoch and a summary. With --out, write history.json, training.png and "
+                    "checkpoint.npz there after every epoch (--resume continues from it). "
+                    "Defaults follow the paper: Nesterov momentum 0.95, minibatches of 500, "
+                    "tau = 0.05 for BackProp and tau = 1 for ProxProp (Section 5.1), tau = "
+                    "1e-3 with Adam (Section 5.3). A method's own settings take its defaults.")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits (shipped, default), cifar10 (the paper's) or mnist")
+    g.add_argument("--data-dir", type=Path,
+                   help="folder holding the extracted data set (default: the package's cache, "
+                        "or $PENALTYPROP_DATA_DIR)")
+    g.add_argument("--no-download", dest="download", action="store_false",
+                   help="fail instead of downloading a missing data set")
+    g.add_argument("--subset", type=positive_int,
+                   help="use the first N training samples (and proportionally fewer "
+                        "validation and test samples)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model",
+                   help="layer widths such as 3072-4000-1000-4000-10, 'mlp' (the paper's), or "
+                        "'cnn' (the paper's CNN, Section 5.3); default: " + ", ".join(
+                            f"{k} {v}" for k, v in DEFAULT_MODEL.items()))
+    g.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu",
+                   help="nonlinearity sigma of the hidden layers (default relu)")
+    add_method_flags(p.add_argument_group("method"))
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--tau", type=positive_float,
+                   help="step size tau = the optimizer's learning rate (default 0.05 for "
+                        "backprop, 1 for proxprop, 1e-3 with adam)")
+    g.add_argument("--optimizer", choices=optim.OPTIMIZERS, default="nesterov",
+                   help="sgd, nesterov (SGD with Nesterov momentum; default) or adam")
+    g.add_argument("--momentum", type=nonneg_float,
+                   help="momentum mu (default 0.95 for nesterov, 0 for sgd; not for adam)")
+    g.add_argument("--weight-decay", type=nonneg_float, default=0.0,
+                   help="L2 weight decay lambda (default 0)")
+    g.add_argument("--batch-size", type=positive_int,
+                   help="minibatch size (default 500; 100 for digits)")
+    g.add_argument("--epochs", type=positive_int,
+                   help="number of epochs, in total when resuming (default 50; 30 for digits)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating type of data and parameters (default float32)")
+    g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy (CPU, default) or cupy (NVIDIA GPU)")
+    g.add_argument("--out", type=Path,
+                   help="folder for history.json, training.png and checkpoint.npz")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run checkpointed in --out")
+    add_progress_flag(g)
+    add_threads_flag(g, default=None)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    method, tau = settings(args)
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
+                      dtype=args.dtype, download=args.download)
+    try:
+        net, model = build_model(args.model or DEFAULT_MODEL[args.dataset], ds, args.activation)
+    except ValueError as err:  # "model ..." names the flag
+        raise ValueError(f"--{err}") from None
+    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.dataset]
+    if batch_size > len(ds.y_train):
+        raise ValueError(f"--batch-size {batch_size} is larger than the training set "
+                         f"({len(ds.y_train)} samples of {ds.name})")
+    opt = optim.make_optimizer(args.optimizer, tau, momentum=args.momentum,
+                               weight_decay=args.weight_decay)
+    say(f"train: {model} on {describe_data(ds)}")
+    say(f"       {describe_method(method)}; {opt!r}, batch {batch_size}, {epochs} epochs, "
+        f"seed {args.seed}, {args.dtype} on {args.backend}")
+    with blas_threads(args.blas_threads):
+        result = train(net, ds, opt, method, batch_size=batch_size, epochs=epochs,
+                       seed=args.seed, dtype=args.dtype, backend=args.backend,
+                       out_dir=args.out, resume=args.resume, progress=args.progress,
+                       on_epoch=lambda record: say(format_epoch(record)))
+    h = result.history
+    if h["diverged"]:
+        say(f"diverged in epoch {h['diverged_epoch']} ({h['diverged_reason']})")
+    else:
+        say(f"final: train loss {h['train_loss'][-1]:.4g}, val acc "
+            f"{100 * h['val_acc'][-1]:.2f}%, test loss {h['test_loss']:.4g}, test acc "
+            f"{100 * h['test_acc']:.2f}%, training time {h['time'][-1]:.3g} s "
+            f"({h['time'][-1] / max(1, len(h['epoch']) - 1):.3g} s per epoch)")
+    if args.out is not None:
+        from ..plotting import save_histories_plot
+
+        png = save_histories_plot({model: h}, args.out / "training.png")
+        say(f"wrote {args.out / 'history.json'}, {png} and {args.out / 'checkpoint.npz'}")
+    return 0
+
+
+def settings(args):
+    """``(method, tau)`` from the flags of ``train``; inconsistent flags raise ValueError."""
+    method = method_from_args(args)
+    if args.momentum is not None and args.optimizer == "adam":
+        raise ValueError("--momentum only applies to --optimizer sgd or nesterov")
+    if args.momentum == 0 and args.optimizer == "nesterov":
+        raise ValueError("--optimizer nesterov needs --momentum > 0 (or use --optimizer sgd)")
+    if args.momentum is not None and not args.momentum < 1:
+        raise ValueError(f"--momentum must be < 1, got {args.momentum:g}")
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out, the folder of the run to continue")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise ValueError(f"--data-dir {args.data_dir} is not a folder")
+    if args.tau is not None:
+        return method, args.tau
+    if args.optimizer == "adam":
+        return method, ADAM_TAU
+    if method.name not in DEFAULT_TAU:
+        raise ValueError(f"--tau has no default for --method {method.name}; give one")
+    return method, DEFAULT_TAU[method.name]

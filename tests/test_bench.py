@@ -1,34 +1,58 @@
-"""The benchmark command keeps working, and its flop counts are those of the products each mode does.
+"""The benchmark command keeps working; its flop counts are those of the products each mode does.
 
 ``python -m penaltyprop bench`` times one training step of BackProp, exact ProxProp and
-CG-k against the machine's own GEMMs (issue 7). These tests run it on a tiny network so
-that CI notices when it breaks, check that the JSON holds every field the docs describe,
-and check the analytic flop counts against a count written out by hand for one small
-network. Timings themselves are not asserted: the machine is shared.
+CG-k against the machine's own GEMMs; ``benchmarks/targets.py`` checks a result against the
+targets of issue 7. These tests run the bench on a tiny network so that CI notices when it
+breaks, check that the JSON holds every field the docs describe, check the targets on the
+tiny run and on a synthetic result, and check the analytic flop counts against a count
+written out by hand for one small network. Timings themselves are not asserted: the machine
+is shared.
 """
+import importlib.util
 import json
 import types
+from pathlib import Path
 
 import pytest
 
+import penaltyprop as pp
 from penaltyprop import bench
 from penaltyprop.backend import numpy as np
-from penaltyprop.backend import peak_memory, synchronize
+from penaltyprop.backend.instruments import peak_memory, synchronize
+from penaltyprop.commands.bench import main as bench_main
+
+
+def _load_targets():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "targets.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_targets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+targets = _load_targets()
 
 TINY = ["--model", "20-16-10", "--batch-size", "8", "--repetitions", "2"]
-MODE_KEYS = {"label", "solver", "cg_iterations", "median_s", "min_s", "max_s", "q1_s", "q3_s",
-             "times_s", "gflop", "gflops", "fraction_of_peak", "ratio_to_backprop",
-             "matrix_floor_ratio", "target_ratio", "epoch_s", "model_s", "peak_memory_bytes"}
+MODE_KEYS = {"label", "method", "solver", "cg_iterations", "median_s", "min_s", "max_s", "q1_s",
+             "q3_s", "times_s", "gflop", "gflops", "fraction_of_peak", "ratio_to_backprop",
+             "matrix_floor_ratio", "epoch_s", "model_s", "peak_memory_bytes"}
+EXACT = pp.ProxProp(solver="exact")
+
+
+def CG(k):
+    return pp.ProxProp(solver="cg", cg_iterations=k)
 
 
 def test_bench_command_writes_every_field(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main([*TINY, "--json", str(out)]) == 0
+    assert bench_main([*TINY, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "GEMM peak" in printed and "targets" in printed
-    assert "shown here for reference only" in printed  # issue 7's targets are for the paper MLP
+    assert "GEMM peak" in printed and "targets" not in printed  # the bench sets no targets
     result = json.loads(out.read_text())
-    assert set(result) == {"machine", "config", "peak", "modes", "breakdown", "targets",
+    text, _ = targets.check(result)
+    assert "targets" in text
+    assert "shown here for reference only" in text  # issue 7's targets are for the paper MLP
+    assert set(result) == {"machine", "config", "peak", "modes", "breakdown",
                            "maxrss_bytes", "wall_s"}
     assert result["config"]["layer_shapes"] == [[16, 20, 8], [10, 16, 8]]  # (n_out, m, K)
     assert result["machine"]["cpu"] and result["machine"]["cpu_count"] >= 1
@@ -40,10 +64,15 @@ def test_bench_command_writes_every_field(tmp_path, capsys):
         assert len(m["times_s"]) == 2
         assert 0 < m["min_s"] <= m["q1_s"] <= m["median_s"] <= m["q3_s"] <= m["max_s"]
         assert m["gflop"] > 0 and m["peak_memory_bytes"] >= 0
+    assert [m["method"] for m in result["modes"]] == [
+        pp.BackProp().config(), pp.ProxProp(tau_theta=0.05, solver="exact").config(),
+        *(pp.ProxProp(tau_theta=0.05, solver="cg", cg_iterations=k).config()
+          for k in (1, 3, 5, 10))]
     assert result["modes"][0]["ratio_to_backprop"] == 1.0
-    assert [t["bound"] for t in result["targets"]] == pytest.approx(
+    checked = targets.issue7_targets(result["modes"], result["config"]["backend"])
+    assert [t["bound"] for t in checked] == pytest.approx(
         [0.75, 1.25] + [1.1 * (3 + 2 * k) / 3 for k in (1, 3, 5, 10)])
-    assert all(isinstance(t["holds"], bool) for t in result["targets"])
+    assert all(isinstance(t["holds"], bool) for t in checked)
     assert set(result["breakdown"]) >= {"forward pass", "SGD update", "exact: Gram matrix",
                                         "CG: one application of H", "CG: CG-2 solve"}
 
@@ -71,20 +100,20 @@ def test_flop_counts_match_a_hand_count():
     shapes = [(16, 20, 8), (10, 16, 8)]
     fwd = 2 * 16 * 20 * 8 + 2 * 10 * 16 * 8  # W_1 a_0, W_2 a_1
     backprop = fwd + fwd + 2 * 10 * 16 * 8  # + both gradients e a^T, + the adjoint W_2^T e
-    assert bench.step_flops(shapes, bench.Mode("BackProp", "backprop"), 8) == backprop
+    assert bench.step_flops(shapes, pp.BackProp()) == backprop
     # exact, batch system (K = 8 < m + 1 = 21): Gram 8*8*20, Cholesky 8^3/3, and two
     # triangular solves with min(n_out, m + 1) = 16 right-hand sides, 2*8*8*16
     exact = backprop + 8 * 8 * 20 + 8**3 / 3 + 2 * 8 * 8 * 16
-    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 8) == pytest.approx(exact)
+    assert bench.step_flops(shapes, EXACT) == pytest.approx(exact)
     # CG-3 in batch coordinates (K = 8 < m + 1 = 21, what cg_space="auto" runs): the Gram
     # matrix 8*8*20 once, then three products with it, 2*16*8*8 each
     cg3 = backprop + 8 * 8 * 20 + 3 * (2 * 16 * 8 * 8)
-    assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 8) == cg3
+    assert bench.step_flops(shapes, CG(3)) == cg3
     # with K >= m + 1 CG runs matrix-free: each application of H a forward and an adjoint
     shapes = [(6, 4, 50), (3, 6, 50)]
     backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
     cg3 = backprop + 3 * (2 * 6 * 4 * 50) * 2
-    assert bench.step_flops(shapes, bench.Mode("CG-3", "cg", 3), 50) == cg3
+    assert bench.step_flops(shapes, CG(3)) == cg3
 
 
 def test_flop_count_of_the_batch_system_with_few_inputs():
@@ -92,7 +121,7 @@ def test_flop_count_of_the_batch_system_with_few_inputs():
     shapes = [(30, 4, 3), (2, 30, 3)]
     backprop = 2 * (2 * 30 * 4 * 3 + 2 * 2 * 30 * 3) + 2 * 2 * 30 * 3
     exact = backprop + 3 * 3 * 4 + 3**3 / 3 + 2 * 3 * 3 * 5
-    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 3) == pytest.approx(exact)
+    assert bench.step_flops(shapes, EXACT) == pytest.approx(exact)
 
 
 def test_flop_count_of_the_primal_system():
@@ -100,34 +129,75 @@ def test_flop_count_of_the_primal_system():
     shapes = [(6, 4, 50), (3, 6, 50)]
     backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
     exact = backprop + 4 * 4 * 50 + 5**3 / 3 + 2 * 5 * 5 * 6
-    assert bench.step_flops(shapes, bench.Mode("exact", "exact"), 50) == pytest.approx(exact)
+    assert bench.step_flops(shapes, EXACT) == pytest.approx(exact)
 
 
 def test_gpu_epoch_targets_are_checked_and_reported(tmp_path):
     """The GPU's target (an epoch under 0.5 s, BackProp and exact) is built and printed by the
     same code as on the CPU; here for a tiny run's rows, relabelled as a CuPy run."""
     out = tmp_path / "b.json"
-    assert bench.main([*TINY, "--modes", "backprop", "exact", "--no-breakdown",
+    assert bench_main([*TINY, "--modes", "backprop", "exact", "--no-breakdown",
                        "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     rows = result["modes"]
     rows[0]["epoch_s"], rows[1]["epoch_s"] = 0.3, 0.7  # BackProp in time, exact not
-    targets = bench.issue7_targets(rows, "cupy")
-    gpu = [t for t in targets if t.get("gpu")]
+    checked = targets.issue7_targets(rows, "cupy")
+    gpu = [t for t in checked if t.get("gpu")]
     assert [(t["bound"], t["holds"]) for t in gpu] == [(0.5, True), (0.5, False)]
-    assert bench.issue7_targets(rows, "numpy") == [t for t in targets if not t.get("gpu")]
-    result["targets"] = targets
+    assert targets.issue7_targets(rows, "numpy") == [t for t in checked if not t.get("gpu")]
     result["config"].update(backend="cupy", model=list(bench.PAPER_MLP), batch_size=500)
-    report = bench.format_report(result)
+    report = targets.format_targets(result, checked)
     assert "targets on the GPU (issue 7, for the paper MLP, batch 500, float32):" in report
     assert "[ok] BackProp epoch of 45,000 images < 0.5 s on the GPU: 0.30" in report
-    assert "[MISSED] exact epoch of 45,000 images < 0.5 s on the GPU: 0.70" in report
+    assert "[FAIL] exact epoch of 45,000 images < 0.5 s on the GPU: 0.70" in report
 
 
 def test_targets_of_issue_7():
-    assert bench.target_ratio(bench.Mode("exact", "exact")) == 1.25
-    assert bench.target_ratio(bench.Mode("CG-3", "cg", 3)) == pytest.approx(1.1 * 3)
-    assert bench.target_ratio(bench.Mode("BackProp", "backprop")) is None
+    assert targets.target_ratio({"solver": "exact", "cg_iterations": 0}) == 1.25
+    assert targets.target_ratio({"solver": "cg", "cg_iterations": 3}) == pytest.approx(1.1 * 3)
+    assert targets.target_ratio({"solver": "backprop", "cg_iterations": 0}) is None
+
+
+def _synthetic_result(peak_fraction, exact_ratio, cg3_ratio, backend="numpy", model=None):
+    """A bench result with only what the targets read: the paper MLP unless ``model``."""
+    def row(label, solver, k, ratio, fraction):
+        return {"label": label, "solver": solver, "cg_iterations": k, "ratio_to_backprop": ratio,
+                "fraction_of_peak": fraction, "matrix_floor_ratio": 1.1, "epoch_s": 0.3 * ratio}
+
+    return {"config": {"model": model or list(bench.PAPER_MLP), "batch_size": 500,
+                       "dtype": "float32", "backend": backend, "network": "MLP"},
+            "modes": [row("BackProp", "backprop", 0, 1.0, peak_fraction),
+                      row("exact", "exact", 0, exact_ratio, 0.7),
+                      row("CG-3", "cg", 3, cg3_ratio, 0.5)]}
+
+
+def test_targets_script_prints_ok_and_fail_and_sets_the_exit_status(tmp_path, capsys):
+    """benchmarks/targets.py on synthetic results: each target [ok] or [FAIL], status 1 on a
+    failure for the paper's setting, 0 when all hold or the setting is not the paper's."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(_synthetic_result(0.8, 1.2, 3.2)))
+    bad.write_text(json.dumps(_synthetic_result(0.7, 1.3, 3.2)))
+    assert targets.main([str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "targets (issue 7; ratios within this run):" in out
+    assert "[ok] BackProp step at >= 75% of the GEMM peak: 0.80" in out
+    assert "[ok] exact step <= 1.25x BackProp: 1.20, flop floor 1.10" in out
+    assert "[ok] CG-3 step <= 1.1 x (3 + 2*3)/3 = 3.30x BackProp: 3.20" in out
+    assert "[FAIL]" not in out
+    assert targets.main([str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] BackProp step at >= 75% of the GEMM peak: 0.70" in out
+    assert "[FAIL] exact step <= 1.25x BackProp: 1.30" in out
+    small = tmp_path / "small.json"  # another network: shown for reference, status 0
+    small.write_text(json.dumps(_synthetic_result(0.7, 1.3, 3.2, model=[20, 16, 10])))
+    assert targets.main([str(small)]) == 0
+    assert "shown here for reference only" in capsys.readouterr().out
+    gpu = tmp_path / "gpu.json"  # GPU: the epoch targets decide (0.3 * 1.3 s: in time)
+    gpu.write_text(json.dumps(_synthetic_result(0.7, 1.3, 3.2, backend="cupy")))
+    assert targets.main([str(gpu)]) == 0
+    out = capsys.readouterr().out
+    assert "[ok] exact epoch of 45,000 images < 0.5 s on the GPU: 0.39" in out
+    assert targets.main([str(tmp_path / "missing.json")]) == 2
 
 
 @pytest.mark.parametrize("call, name", [
@@ -139,6 +209,7 @@ def test_targets_of_issue_7():
     (lambda: bench.make_modes(("sgd",)), "modes"),
     (lambda: bench.make_modes(("exact",)), "modes"),
     (lambda: bench.make_modes(("backprop", "cg"), cg_iterations=(0,)), "cg_iterations"),
+    (lambda: bench.modes_of([object()]), "oracle"),
 ])
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
@@ -148,7 +219,7 @@ def test_bad_input_names_the_argument(call, name):
 def test_command_line_rejects_bad_values(capsys):
     for argv in (["--batch-size", "0"], ["--model", "x-y"], ["--modes", "sgd"]):
         with pytest.raises(SystemExit):
-            bench.main(argv)
+            bench_main(argv)
     assert "expected an integer" in capsys.readouterr().err
 
 
@@ -223,24 +294,28 @@ def test_batch_solve_associated_either_way_equals_the_primal_solve(backend, n_ou
         assert np.abs(b - p).max() <= 1e-14 * cond * scale
 
 
-@pytest.mark.parametrize("solver, k, variant", [("exact", None, "textbook"), ("cg", 3, "textbook"),
-                                                ("cg", 2, "authors"), ("gradient", None, "textbook")])
+@pytest.mark.parametrize("solver, k, variant", [
+    ("exact", None, "textbook"), ("cg", 3, "textbook"), ("cg", 2, "authors"),
+    ("gradient", None, "textbook")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_direction_is_exactly_minus_the_update(backend, solver, k, variant, dtype):
-    """The direction is computed as the update for -delta; every prox solver is odd in delta and
-    negation is exact in floating point, so it equals -update bit for bit, in the input dtype."""
+    """The direction solves the prox system for delta, Algorithm 2's update (tau = 1) for -delta;
+    every prox solver is odd in delta and negation is exact in floating point, so the
+    direction equals -update bit for bit, in the input dtype."""
     from helpers import random_problem
 
-    from penaltyprop.algorithms import _prox_step_c, _proxprop_direction, _sweep
+    from penaltyprop.algorithms import prox_step_c, run_sweep, sweep
     from penaltyprop.backend import to_host
 
     net, theta, X, y = random_problem([9, 7, 5, 4], 6, backend=backend, dtype=dtype)
-    _, d = _proxprop_direction(net, theta, X, y, 0.05, solver, k, cg_variant=variant)
-    step_c = _prox_step_c(0.05, solver, k, None, variant, "auto", None)
-    _, u = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)
+    method = pp.ProxProp(tau_theta=0.05, solver=solver, cg_iterations=k,
+                         cg_variant=variant if solver == "cg" else None)
+    _, d = method.direction(net, theta, X, y)
+    _, u = run_sweep(sweep(net, theta, X, y, 1.0, prox_step_c(method.prox, 1.0)))
     for (dW, db), (uW, ub) in zip(d, u):
         assert dW.dtype == db.dtype == np.dtype(dtype)
-        assert np.array_equal(to_host(dW), -to_host(uW)) and np.array_equal(to_host(db), -to_host(ub))
+        assert np.array_equal(to_host(dW), -to_host(uW))
+        assert np.array_equal(to_host(db), -to_host(ub))
 
 
 def test_the_cli_has_the_bench_command(tmp_path):

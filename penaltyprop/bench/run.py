@@ -1,0 +1,148 @@
+r"""One bench run: the problem, the timed steps and GEMMs, the breakdown, as a JSON-able dict."""
+from __future__ import annotations
+
+import math
+import time
+
+from ..backend import get_backend, host_rng, to_device
+from ..backend.instruments import peak_memory
+from ..forward import forward
+from ..model_spec import PAPER_MLP, build_model, parse_model
+from ..optim import sgd
+from .breakdown import breakdown_tasks, model_of
+from .flops import matrix_floor, step_flops
+from .modes import CG_ITERATIONS, MODES, TAU_THETA, make_modes, modes_of
+from .timing import gemm_tasks, interleaved, load_average, machine_info, maxrss_bytes, peak_of
+
+DTYPES = ("float32", "float64")
+#: Images per epoch in the paper's CIFAR-10 training split (45,000 / 5,000 train / validation).
+EPOCH_IMAGES = 45000
+
+
+def build_problem(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy", seed=0):
+    """Network, PyTorch-default parameters and a random batch (X in [0, 1), random labels).
+
+    Parameters
+    ----------
+    model : a model string or spec (:func:`penaltyprop.model_spec.parse_model`): widths,
+        ``"mlp"`` or ``"cnn"``.
+
+    Returns
+    -------
+    net, theta, X of shape (*input_shape, N), y of shape (N,), all on ``backend``.
+    """
+    net, _ = build_model(model)
+    xp = get_backend(backend)
+    theta = net.init(seed=seed, dtype=dtype, backend=backend)
+    rng = host_rng(seed + 1)
+    X = to_device(rng.random((*net.input_shape, batch_size)).astype(dtype), xp)
+    y = to_device(rng.integers(0, net.n_classes, size=batch_size), xp)
+    return net, theta, X, y
+
+
+def layer_shapes(net, theta, X):
+    """``[(n_out, m, K), ...]``: every linear layer as the product (n_out, m) @ (m, K) of Eq. 7."""
+    a, _ = forward(net, theta, X)
+    return [(blk.phi.n_out, *blk.phi.patches(a[l]).shape) for l, blk in enumerate(net.blocks)]
+
+
+def _check(batch_size, repetitions, dtype):
+    for name, v in (("batch_size", batch_size), ("repetitions", repetitions)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
+              repetitions=5, modes=MODES, cg_iterations=CG_ITERATIONS, tau_theta=TAU_THETA,
+              methods=None, lr=0.05, seed=0, breakdown=True, memory=True, progress=None):
+    """Run the benchmark; return everything as a JSON-able dict (see :mod:`penaltyprop.bench`).
+
+    Parameters
+    ----------
+    model : widths, ``"mlp"`` (the paper's MLP, default) or ``"cnn"`` (Section 5.3).
+    batch_size : int >= 1, N.
+    dtype : ``"float32"`` or ``"float64"``.
+    backend : ``"numpy"`` or ``"cupy"``.
+    repetitions : int >= 1, timed rounds after one warm-up round.
+    modes : subset of ``("backprop", "exact", "cg")``; ``cg_iterations`` the k of CG-k;
+        ``tau_theta`` their prox step size (the paper's 0.05; it does not change the cost).
+    methods : optional list of oracle method objects, timed instead of the preset modes
+        (after BackProp, which every ratio is taken against).
+    lr : SGD's learning rate (does not change the cost).
+    breakdown, memory : also time the pieces / measure peak memory (one untimed step each).
+    progress : optional callable taking a line of text.
+
+    Returns
+    -------
+    dict with keys ``machine``, ``config``, ``peak``, ``modes``, ``breakdown``,
+    ``maxrss_bytes``, ``wall_s``.
+    """
+    wall0 = time.perf_counter()
+    load_start = load_average()
+    say = progress or (lambda text: None)
+    _check(batch_size, repetitions, dtype)
+    mode_list = make_modes(modes, cg_iterations, tau_theta) if methods is None \
+        else modes_of(methods)
+    xp = get_backend(backend)
+    net, theta, X, y = build_problem(model, batch_size, dtype, backend, seed)
+    shapes = layer_shapes(net, theta, X)
+    optimizer = sgd(lr)
+    say(f"{net!r}, batch {batch_size}, {dtype}, {backend}: {repetitions} rounds")
+
+    def step_fn(method):  # forward pass, direction, plain SGD update
+        state = optimizer.init(theta)
+
+        def step():
+            _, d = method.direction(net, theta, X, y, check=False)
+            return optimizer.update(theta, d, state)[0]
+        return step
+
+    gemms = gemm_tasks(xp, shapes, dtype, seed)
+    tasks = {name: fn for name, (fn, _, _) in gemms.items()}
+    tasks.update({mode.label: step_fn(mode.method) for mode in mode_list})
+    say("steps and GEMMs: warm-up round")
+    timings = interleaved(xp, tasks, repetitions, say)
+    peak = peak_of({name: (f, in_bp) for name, (_, f, in_bp) in gemms.items()}, timings)
+    del gemms, tasks  # free the GEMM operands
+    pieces = {}
+    if breakdown:  # a phase of its own: its arrays would crowd the steps' memory
+        say("breakdown: warm-up round")
+        pieces = interleaved(xp, breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed),
+                             repetitions, say)
+
+    t_bp = timings[mode_list[0].label]["median_s"]
+    rows = []
+    for mode in mode_list:
+        s, method = timings[mode.label], mode.method
+        params = method.get_params()
+        f = step_flops(shapes, method)
+        gflops = None if f is None else f / s["median_s"] / 1e9
+        row = {"label": mode.label, "method": method.config(),
+               # solver and cg_iterations as earlier runs' JSON has them
+               "solver": params.get("solver", method.name),
+               "cg_iterations": params.get("cg_iterations") or 0,
+               **s, "gflop": None if f is None else f / 1e9, "gflops": gflops,
+               "fraction_of_peak": None if f is None else gflops / peak["gflops"],
+               "ratio_to_backprop": s["median_s"] / t_bp,
+               "matrix_floor_ratio": matrix_floor(shapes, method),
+               "epoch_s": s["median_s"] * math.ceil(EPOCH_IMAGES / batch_size)}
+        if breakdown:
+            row["model_s"] = model_of(method, pieces)
+        if memory:
+            _, row["peak_memory_bytes"] = peak_memory(xp, step_fn(method))
+        rows.append(row)
+
+    machine = machine_info()
+    if load_start is not None:
+        machine["load_average_start"] = load_start
+        machine["load_average_end"] = load_average()
+    spec = parse_model(model)
+    config = {"model": spec if spec == "cnn" else list(spec), "network": repr(net),
+              "batch_size": batch_size, "dtype": dtype, "backend": backend,
+              "repetitions": repetitions, "tau_theta": tau_theta, "lr": lr, "seed": seed,
+              "layer_shapes": [list(s) for s in shapes]}
+    return {"machine": machine, "config": config, "peak": peak, "modes": rows,
+            "breakdown": pieces, "maxrss_bytes": maxrss_bytes(),
+            "wall_s": time.perf_counter() - wall0}

@@ -8,23 +8,34 @@ run code when loaded. Arrays are stored under flat names, everything else as one
 * ``meta``: JSON with ``format``, ``opt_step``, ``opt_slots``, ``rng_state`` (the shuffling
   generator's PCG64 state), ``history`` and ``config``.
 
-Files are written atomically: to a temporary file in the same folder, flushed to disk, then
-renamed over the old checkpoint (``os.replace``), so an interrupted run never leaves a
-half-written checkpoint behind.
+Files are written atomically (:func:`penaltyprop.fsutil.atomic_writer`): to a temporary file
+``.checkpoint.npz-p<pid>@<host>-<random>.tmp`` in the same folder, flushed to disk, then renamed
+over the old checkpoint (``os.replace``), so an interrupted run never leaves a half-written
+checkpoint behind. A kill -9 during the write leaves the temporary; :func:`remove_stale_temporaries`
+deletes it at the next start, and nothing ever reads it.
+
+:func:`load_checkpoint` checks what it reads, and any file that is not such a checkpoint, or is
+damaged (a buffer of the wrong shape, a missing history entry, another generator's state) gives
+one :class:`CheckpointError` line that names the file.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
+from .backend import host_rng, set_rng_state, to_device, to_host
 from .backend import numpy as np
-from .backend import to_device, to_host
+from .fsutil import atomic_writer, remove_stale, temporaries, why
 from .optim import OptState
 
 FORMAT = 1
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz file is a zip archive
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class CheckpointError(ValueError):
+    """A file is missing, is not a penaltyprop checkpoint, or is damaged; names the file."""
 
 
 def save_checkpoint(path, theta, opt_state, rng_state, history, config):
@@ -50,25 +61,29 @@ def save_checkpoint(path, theta, opt_state, rng_state, history, config):
             "opt_slots": sorted(opt_state.slots), "rng_state": rng_state, "history": history,
             "config": config}
     arrays["meta"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        np.savez(f, **arrays)
 
 
-def load_checkpoint(path, xp=np):
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def remove_stale_temporaries(path, since=None) -> list:
+    """Delete the leftovers of interrupted writes of the checkpoint ``path``.
+
+    Those whose writer process is gone from this host; with ``since`` (the time your
+    :class:`penaltyprop.runlock.RunLock` on the folder was taken), also every older one.
+    A live writer's temporary is kept. Returns the paths removed.
+    """
+    return remove_stale(Path(path).parent, temporaries(path), since)
+
+
+def load_checkpoint(path, xp=np, history_keys=()):
+    """Read a checkpoint written by :func:`save_checkpoint`, checking its contents.
 
     Parameters
     ----------
     path : path-like
     xp : the array namespace to put theta and the optimizer buffers on.
+    history_keys : sequence of str
+        Entries the history must have (the training loop's), else the file is damaged.
 
     Returns
     -------
@@ -77,26 +92,109 @@ def load_checkpoint(path, xp=np):
 
     Raises
     ------
-    ValueError
-        If the file is missing or not a penaltyprop checkpoint.
+    CheckpointError
+        (a ValueError) One line naming the file: it is missing or unreadable, it is not a
+        penaltyprop checkpoint, or it is damaged (and how). NumPy's own message is never
+        passed on: it may advise ``allow_pickle``, which a checkpoint never needs.
     """
     path = Path(path)
+    arrays = _read_npz(path)
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (no meta entry)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            if meta.get("format") != FORMAT:
-                raise KeyError(f"checkpoint format {meta.get('format')!r}, this version "
-                               f"reads format {FORMAT}")
-
-            def pairs(prefix):
-                return [(to_device(f[f"{prefix}_{l}_W"], xp), to_device(f[f"{prefix}_{l}_b"], xp))
-                        for l in range(meta["n_layers"])]
-
-            theta = pairs("theta")
-            slots = {slot: pairs(f"opt_{slot}") for slot in meta["opt_slots"]}
-    except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable penaltyprop checkpoint "
-                         f"({type(err).__name__}: {err})") from err
-    return {"theta": theta, "opt_state": OptState(meta["opt_step"], slots),
+        meta = json.loads(str(arrays["meta"])) if arrays["meta"].dtype.kind == "U" else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (meta is not JSON)")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; this "
+                              f"version reads format {FORMAT}")
+    _check_meta(path, meta, history_keys)
+    theta = [_pair(path, arrays, f"theta_{l}") for l in range(meta["n_layers"])]
+    slots = {}
+    for slot in meta["opt_slots"]:
+        slots[slot] = [_pair(path, arrays, f"opt_{slot}_{l}", like=theta[l], like_name=f"theta_{l}")
+                       for l in range(meta["n_layers"])]
+    return {"theta": [(to_device(W, xp), to_device(b, xp)) for W, b in theta],
+            "opt_state": OptState(meta["opt_step"],
+                                  {slot: [(to_device(W, xp), to_device(b, xp)) for W, b in pairs]
+                                   for slot, pairs in slots.items()}),
             "rng_state": meta["rng_state"], "history": meta["history"],
             "config": meta["config"]}
+
+
+def _read_npz(path):
+    """Every array of the .npz file ``path``, as a dict; CheckpointError for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint {path} does not exist") from err
+    except OSError as err:  # a folder, permissions
+        raise CheckpointError(f"checkpoint {path} cannot be read ({why(err)})") from err
+    if head != ZIP_MAGIC:
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (not an .npz file)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except ValueError as err:  # e.g. an object array: NumPy's text advises allow_pickle
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (it holds an array "
+                              f"that is not plain numbers or text)") from err
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
+        raise CheckpointError(f"{path} is a damaged .npz file ({type(err).__name__}); "
+                              f"it is truncated or corrupted") from err
+
+
+def _check_meta(path, meta, history_keys) -> None:
+    """The JSON part: layer count, optimizer step and slots, generator state, history, config."""
+    def damaged(what):
+        return CheckpointError(f"{path} is a damaged checkpoint: {what}")
+
+    n_layers, step, slots = meta.get("n_layers"), meta.get("opt_step"), meta.get("opt_slots")
+    if not _is_int(n_layers) or n_layers < 1:
+        raise damaged(f"n_layers is {n_layers!r}, not an integer >= 1")
+    if not _is_int(step) or step < 0:
+        raise damaged(f"opt_step is {step!r}, not an integer >= 0")
+    if not (isinstance(slots, list) and all(isinstance(s, str) for s in slots)):
+        raise damaged(f"opt_slots is {slots!r}, not a list of names")
+    try:
+        set_rng_state(host_rng(0), meta.get("rng_state"))  # the generator the loop uses
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        kind = meta["rng_state"].get("bit_generator") if isinstance(meta.get("rng_state"),
+                                                                   dict) else None
+        raise damaged(f"rng_state is not a state of the {type(host_rng(0).bit_generator).__name__}"
+                      f" generator (bit_generator {kind!r})") from err
+    for key in ("history", "config"):
+        if not isinstance(meta.get(key), dict):
+            raise damaged(f"{key} is missing or not a dict")
+    missing = [key for key in history_keys if key not in meta["history"]]
+    if missing:
+        raise damaged(f"history lacks {', '.join(missing)}")
+
+
+def _pair(path, arrays, prefix, like=None, like_name=None):
+    """The (W, b) arrays ``prefix_W`` and ``prefix_b``, checked (against ``like``'s shapes)."""
+    def damaged(what):
+        return CheckpointError(f"{path} is a damaged checkpoint: {what}")
+
+    for name in (f"{prefix}_W", f"{prefix}_b"):
+        if name not in arrays:
+            raise damaged(f"{name} is missing")
+        if str(arrays[name].dtype) not in FLOAT_DTYPES:
+            raise damaged(f"{name} has dtype {arrays[name].dtype}, not float32 or float64")
+    W, b = arrays[f"{prefix}_W"], arrays[f"{prefix}_b"]
+    if W.ndim < 2 or b.ndim != 1 or b.shape[0] != W.shape[0] or b.dtype != W.dtype:
+        raise damaged(f"{prefix}_W {W.dtype}{W.shape} and {prefix}_b {b.dtype}{b.shape} "
+                      f"are not a layer's (W, b)")
+    if like is not None:
+        for name, a, ref in ((f"{prefix}_W", W, like[0]), (f"{prefix}_b", b, like[1])):
+            if a.shape != ref.shape or a.dtype != ref.dtype:
+                ref_name = f"{like_name}_{name[-1]}"
+                raise damaged(f"{name} has {a.dtype}{a.shape}, but {ref_name} has "
+                              f"{ref.dtype}{ref.shape}")
+    return W, b
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -70,7 +70,7 @@ def sweep(net, theta, X, y, tau, step_c, tau_rho=1.0, tau_gamma=1.0):
 
     for l in range(L1 - 1, 0, -1):  # l = L-2 .. 1
         phi, sigma = net.blocks[l - 1].phi, net.blocks[l - 1].sigma
-        # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k), then w.r.t. a_l-1
+        # (b) gradient step w.r.t. z_l (sigma(z_l^k) = a_l^k), then w.r.t. a_{l-1}
         delta = times(tau_gamma, sigma.vjp(z_k[l], a_k[l] - a[l]))  # z_l^k - z_l^{k+1/2}
         z[l] = z_k[l] - delta  # Eq. 9
         if l > 1:  # a_0 = X is data, not a variable

@@ -19,11 +19,12 @@ no longer reach the exact prox (Eq. 44).
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import penaltyprop as pp
-from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.authors_cg import prox_cg_authors
+from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.prox import CG_VARIANTS, prox_cg
 
 SOLVE = {"textbook": prox_cg, "authors": prox_cg_authors}  # the CG of each variant

@@ -7,10 +7,10 @@ differences of J, so the oracle is the mathematics, not the code under test.
 """
 import numpy as np
 import pytest
+from helpers import copy_params, flat, max_abs_diff, random_problem
 
 import penaltyprop as pp
 from penaltyprop.backend import to_host
-from helpers import copy_params, flat, max_abs_diff, random_problem
 
 # (sizes, N): deep and shallow, batches smaller and larger than the widths
 SHAPES = [([4, 3], 5), ([5, 7, 3], 4), ([6, 5, 8, 4], 11), ([3, 9, 2, 6, 3], 2), ([8, 4, 4, 4, 5], 20)]
@@ -39,7 +39,7 @@ def test_gradient_matches_central_differences(backend, sizes, N, activation):
     h = 1e-6
     fd = np.empty_like(g)
     i = 0
-    for l, (W, b) in enumerate(theta):
+    for W, b in theta:
         for arr in (W, b):
             host = to_host(arr)
             for idx in np.ndindex(host.shape):

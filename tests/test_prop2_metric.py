@@ -8,9 +8,9 @@ The ProxProp direction (theta^k - theta^{k+1})/tau is M^{-1} grad J, whatever ta
 """
 import numpy as np
 import pytest
+from helpers import explicit_M, random_problem, wb
 
 import penaltyprop as pp
-from helpers import explicit_M, random_problem, wb
 
 CASES = [([5, 7, 3], 4), ([6, 5, 8, 4], 12), ([3, 9, 2, 6, 3], 2), ([10, 4, 6, 3], 30)]
 

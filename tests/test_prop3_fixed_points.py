@@ -11,11 +11,12 @@ the update can only vanish together with the gradient.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import explicit_M, random_problem, wb
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import penaltyprop as pp
 from penaltyprop.backend import get_backend, to_device
-from helpers import explicit_M, random_problem, wb
 
 
 def stationary_problem(backend, sizes=(5, 6, 4, 3), n_inputs=4, seed=0):

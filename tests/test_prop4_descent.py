@@ -6,10 +6,11 @@ lambda_max(M_l^{-1}) (Eq. 33), with M_l from Eq. 14 formed explicitly in the tes
 Hypothesis draws the shapes, tau and tau_theta.
 """
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from helpers import cos_angle, explicit_M, flat, random_problem, wb
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import penaltyprop as pp
-from helpers import cos_angle, explicit_M, flat, random_problem, wb
 
 shapes = st.lists(st.integers(1, 9), min_size=1, max_size=3)
 

@@ -6,10 +6,11 @@ quadratic over a Krylov space, so <v_k, -grad J> > 0 for every k = 1..n; with k 
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import random_problem, wb
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import penaltyprop as pp
-from helpers import random_problem, wb
 
 
 @settings(max_examples=25, deadline=None)

@@ -11,11 +11,11 @@
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
+from helpers import random_problem
 
 import penaltyprop as pp
 from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.prox import ProxInfo, choose_system, prox_cg, prox_exact
-from helpers import random_problem
 
 
 def layer(seed, m, K, n_out=4):
@@ -179,7 +179,7 @@ def test_proxprop_gives_the_same_update_in_either_cg_space(backend, cg_space):
                              cg_space=cg_space, return_info=True)
     expected_system = "matrix-free" if cg_space == "parameter" else "batch"  # auto: N=5 < 8, 10
     assert all(i.system == expected_system for i in infos)
-    for (W, b), (W0, b0) in zip(new, ref):
+    for (W, _), (W0, _) in zip(new, ref):
         assert np.max(np.abs(to_host(W) - to_host(W0))) < 1e-13
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import penaltyprop as pp
-from penaltyprop.backend import to_device, to_host
 from penaltyprop.authors_cg import AUTHORS_CG_EPS, prox_cg_authors
+from penaltyprop.backend import to_device, to_host
 from penaltyprop.prox import ProxInfo, prox_cg
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "authors-reference.npz"  # shipped with the tests

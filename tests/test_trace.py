@@ -9,9 +9,9 @@ decreases after each of them.
 """
 import numpy as np
 import pytest
+from helpers import copy_params, max_abs_diff, random_problem
 
 import penaltyprop as pp
-from helpers import copy_params, max_abs_diff, random_problem
 
 SHAPES = [([4, 3], 5), ([5, 6, 3], 7), ([5, 6, 7, 4, 3], 8)]
 

@@ -16,9 +16,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import copy_params, max_abs_diff
 
 import penaltyprop as pp
-from helpers import copy_params, max_abs_diff
 from penaltyprop import optim
 from penaltyprop.backend import to_device, to_host
 from penaltyprop.data import batch_last, load_dataset

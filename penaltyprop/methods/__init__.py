@@ -22,8 +22,8 @@ def make_method(name, **settings):
     known = {field_name for field_name, *_ in method_settings(cls)}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise ValueError(f"{', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} "
-                         f"of method {name!r} (its settings: {', '.join(sorted(known)) or 'none'})")
+        raise ValueError(f"{', '.join(unknown)}: not a setting of method {name!r} "
+                         f"(its settings: {', '.join(sorted(known)) or 'none'})")
     return cls(**settings)
 
 

@@ -1,7 +1,8 @@
 r"""Textbook CG in batch coordinates: the same iterates as ``prox_cg``, at a fraction of the cost.
 
-A proposal, measured here; not used by the package (DESIGN.md decision 4 asks for a
-matrix-free CG). See docs/performance.md, "CG in batch coordinates".
+The prototype, measured here before it moved into the package (:func:`penaltyprop.cg.cg_rows_batch`,
+``cg_space="batch"``; DESIGN.md decision 4 asks for a matrix-free CG, which stays as
+``cg_space="parameter"``). See docs/performance.md, "CG in batch coordinates".
 
 The mathematics. CG on :math:`D H = -\delta A^\top` with :math:`H = AA^\top + I/\tau_\theta`
 starts from :math:`D_0 = 0`, so :math:`r_0 = -\delta A^\top`, and every later vector lies in
@@ -31,7 +32,8 @@ import time
 
 import numpy as np
 
-from penaltyprop.prox import apply_At, prox_cg
+from penaltyprop.prox import prox_cg
+from penaltyprop.transfer import apply_At
 
 PAPER_LAYERS = ((4000, 3072), (1000, 4000), (4000, 1000))  # (n_out, m) of the prox layers
 
@@ -91,8 +93,7 @@ def check_agreement(iterations=(1, 3, 10), seed=0):
 def step_times(iterations, repetitions, batch_size):
     """Median seconds of whole directions on the paper's MLP: BackProp, and CG-k both ways."""
     import penaltyprop as pp
-    from penaltyprop.algorithms import _proxprop_direction, _sweep
-    from penaltyprop.forward import _gradient
+    from penaltyprop.algorithms import run_sweep, sweep
 
     net = pp.mlp([3072, 4000, 1000, 4000, 10])
     theta = net.init(seed=0, dtype="float32")
@@ -100,16 +101,17 @@ def step_times(iterations, repetitions, batch_size):
     X = rng.random((3072, batch_size), dtype=np.float32)
     y = rng.integers(0, 10, batch_size)
 
-    def batch_direction(k):
-        def step_c(l, phi, theta_l, a_prev, delta):
+    def batch_direction(k):  # Algorithm 2's sweep at tau = 1, step (c) by this prototype
+        def step_c(phi, theta_l, a_prev, delta):
             DW, db = prox_cg_batch(phi.patches(a_prev), -delta, 0.05, k)  # -delta: the direction
             return DW.reshape(phi.weight_shape), db
-        J, d = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)
+        J, d = run_sweep(sweep(net, theta, X, y, 1.0, step_c))
         return J, d[:-1] + [(-d[-1][0], -d[-1][1])]
 
-    tasks = {"BackProp": lambda: _gradient(net, theta, X, y)}
-    for k in iterations:
-        tasks[f"primal CG-{k}"] = lambda k=k: _proxprop_direction(net, theta, X, y, 0.05, "cg", k)
+    tasks = {"BackProp": lambda: pp.BackProp().direction(net, theta, X, y, check=False)}
+    for k in iterations:  # the package's matrix-free CG, as before this prototype moved in
+        primal = pp.ProxProp(tau_theta=0.05, solver="cg", cg_iterations=k, cg_space="parameter")
+        tasks[f"primal CG-{k}"] = lambda m=primal: m.direction(net, theta, X, y, check=False)
         tasks[f"batch  CG-{k}"] = lambda k=k: batch_direction(k)
     for fn in tasks.values():
         fn()

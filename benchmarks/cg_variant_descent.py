@@ -18,11 +18,12 @@ tau_theta in {0.05, 1, 10}. float64, NumPy.
 
 The ablation table switches the variant's behaviours off one at a time: the early stop
 through ``cg_tol=1e-150`` (its rule then never fires), the epsilon by setting
-``penaltyprop.prox.AUTHORS_CG_EPS`` to 1e-300 for the call (0 would make 0/0 for a row
+``penaltyprop.authors_cg.AUTHORS_CG_EPS`` to 1e-300 for the call (0 would make 0/0 for a row
 without gradient), leaving the aliasing alone.
 
-``--draws`` is per tau_theta. It calls penaltyprop's internal ``_sweep`` / ``_prox_step_c``
-(rather than ``proxprop_direction``) only to read how many iterations the variant ran.
+``--draws`` is per tau_theta. It runs Algorithm 2's sweep at tau = 1 with the public pieces
+``sweep``, ``run_sweep`` and ``prox_step_c`` (rather than ``pp.ProxProp(...).direction``) only
+to read how many iterations the variant ran (``prox_step_c``'s ProxInfo records).
 """
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ import time
 import numpy as np
 
 import penaltyprop as pp
-import penaltyprop.prox as prox
-from penaltyprop.algorithms import _prox_step_c, _sweep
+from penaltyprop import authors_cg
+from penaltyprop.algorithms import prox_step_c, run_sweep, sweep
+from penaltyprop.prox import Prox
 
 TAU_THETAS = (0.05, 1.0, 10.0)
 KS = tuple(range(1, 11))
@@ -63,10 +65,11 @@ def rows(pair):
 
 def direction(net, theta, X, y, tau_theta, solver, k=None, variant="textbook", tol=None):
     """Per prox layer the direction rows (n_out, n_in+1), and the CG iterations run."""
-    infos = []
-    step_c = _prox_step_c(tau_theta, solver, k, tol, variant, "auto", infos)
-    _, updates = _sweep(net, theta, X, y, 1.0, 1.0, 1.0, step_c)  # tau = 1: update = -direction
-    return [-rows(u) for u in updates[:-1]], [i.iterations for i in infos]
+    infos = []  # one ProxInfo per prox layer, in the sweep's order: l = L-2 first
+    prox = Prox(tau_theta, solver, k, tol, variant if solver == "cg" else None)
+    _, updates = run_sweep(sweep(net, theta, X, y, 1.0, prox_step_c(prox, 1.0, infos)))
+    # tau = 1: update = -direction
+    return [-rows(u) for u in updates[:-1]], [i.iterations for i in infos[::-1]]
 
 
 def cosine(u, v):
@@ -83,7 +86,7 @@ def measure(draws, seed):
             net, theta, X, y, regime = draw_problem(rng, seed=seed * 100_000 + d)
             g = [rows(gl) for gl in pp.gradient(net, theta, X, y)[:-1]]
             exact, _ = direction(net, theta, X, y, tau_theta, "exact")
-            for l, (gl, el) in enumerate(zip(g, exact)):
+            for gl, el in zip(g, exact):
                 if np.linalg.norm(gl) > 0:
                     records.append(dict(tau_theta=tau_theta, k=0, variant="exact", regime=regime,
                                         ip=float(np.sum(el * gl)), cos=cosine(el, gl), err=0.0,
@@ -125,7 +128,7 @@ def ablation(draws, seed, ks=(3, 10)):
     """Mean err to the exact prox and mean cos to grad J with the behaviours switched off."""
     rng = np.random.default_rng(seed + 1)
     out = {}
-    eps0 = prox.AUTHORS_CG_EPS
+    eps0 = authors_cg.AUTHORS_CG_EPS
     for tau_theta in TAU_THETAS:
         for d in range(draws):
             net, theta, X, y, _ = draw_problem(rng, seed=seed * 100_000 + 50_000 + d)
@@ -134,10 +137,10 @@ def ablation(draws, seed, ks=(3, 10)):
             for k in ks:
                 for name, variant, eps, tol in ABLATIONS:
                     try:
-                        prox.AUTHORS_CG_EPS = eps0 if eps is None else eps
+                        authors_cg.AUTHORS_CG_EPS = eps0 if eps is None else eps
                         dirs, _ = direction(net, theta, X, y, tau_theta, "cg", k, variant, tol)
                     finally:
-                        prox.AUTHORS_CG_EPS = eps0
+                        authors_cg.AUTHORS_CG_EPS = eps0
                     for gl, dl, el in zip(g, dirs, exact):
                         if np.linalg.norm(gl) > 0:
                             out.setdefault((tau_theta, k, name), []).append(
@@ -161,8 +164,8 @@ def main(argv=None):
     print("Per prox layer: descent = share with <d, grad J> > 0; cos = cos(d, grad J);"
           " err = ||d - d_exact|| / ||d_exact||;\nstop = share of layers where the variant's"
           " early stop ran fewer than k iterations.\n")
-    head = (f"| tau_theta | k | layers | descent textbook | descent authors | cos textbook (mean/min) "
-            f"| cos authors (mean/min) | cos exact (mean) | err textbook | err authors | stop authors |")
+    head = ("| tau_theta | k | layers | descent textbook | descent authors | cos textbook (mean/min) "
+            "| cos authors (mean/min) | cos exact (mean) | err textbook | err authors | stop authors |")
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for tau_theta in TAU_THETAS:

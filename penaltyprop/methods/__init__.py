@@ -6,12 +6,15 @@ one line in ``METHODS``; no other call site changes (docs/architecture.md).
 """
 from __future__ import annotations
 
+from .admm import ADMM
+from .altmin import AltMin
 from .backprop import BackProp
 from .base import LiftedMethod, Method, OracleMethod, method_settings
+from .bcd import BCD
 from .proxprop import ProxProp
 
 #: name -> method class
-METHODS = {cls.name: cls for cls in (BackProp, ProxProp)}
+METHODS = {cls.name: cls for cls in (BackProp, ProxProp, BCD, ADMM, AltMin)}
 
 
 def make_method(name, **settings):
@@ -33,5 +36,5 @@ def method_from_config(config):
     return make_method(config.pop("method", None), **config)
 
 
-__all__ = ["BackProp", "LiftedMethod", "METHODS", "Method", "OracleMethod", "ProxProp",
-           "make_method", "method_from_config", "method_settings"]
+__all__ = ["ADMM", "AltMin", "BCD", "BackProp", "LiftedMethod", "METHODS", "Method", "OracleMethod",
+           "ProxProp", "make_method", "method_from_config", "method_settings"]

@@ -1,0 +1,144 @@
+r"""Proximal block coordinate descent (BCD): Zeng, Lau, Lin, Yao, ICML 2019; Lau et al. 2018.
+
+**Objective.** The lifted objective F of :mod:`.lifted` (ProxProp's E with the class scores
+:math:`z_K` a variable too, the loss summed over the samples):
+
+.. math:: F = \ell_y(z_K) + \sum_{l=1}^{K}\frac{\rho}{2}\|z_l - W_l a_{l-1} - b_l\mathbf 1^\top\|^2
+          + \sum_{l=1}^{K-1}\frac{\gamma}{2}\|a_l - \sigma(z_l)\|^2 .
+
+The sources minimise the same three-splitting objective with the squared loss
+:math:`\tfrac12\|a_L - Y\|^2` (their Eq. 2.5 and notebooks; they keep a separate output
+activation :math:`V_N = U_N`, which the identity output map makes one variable here).
+The default here is softmax cross-entropy, the loss of every other method of the package, so
+that the family is compared on one loss; ``loss="squared"`` is the sources' loss.
+
+**One sweep** goes backwards, every block minimising F plus a proximal term
+:math:`\tfrac{\alpha}{2}\|\cdot - \cdot^k\|^2` (none on a, as in the sources):
+
+1. :math:`z_K \leftarrow \arg\min \ell_y(z) + \tfrac{\rho}{2}\|z - \phi(\theta_K, a_{K-1})\|^2
+   + \tfrac{\alpha}{2}\|z - z_K^k\|^2` (squared loss: closed form; cross-entropy: ``output_steps``
+   gradient steps from :math:`z_K^k`, each a descent step, see :func:`.lifted.output_prox`);
+2. for l = K .. 1:
+
+   * :math:`\theta_l \leftarrow \arg\min \tfrac{\rho}{2}\|z_l - \phi(\theta, a_{l-1})\|^2
+     + \tfrac{\alpha}{2}\|\theta - \theta_l^k\|^2`, which is ProxProp's Eq. 44 with
+     :math:`\tau_\theta = \rho/\alpha` (:func:`penaltyprop.prox.prox_exact`, the batch-space solve when
+     N < n_{l-1}+1);
+   * if l > 1: :math:`a_{l-1} \leftarrow (\rho W_l^\top W_l + \gamma I)^{-1}(\rho W_l^\top(z_l - b_l)
+     + \gamma\sigma(z_{l-1}))` (:func:`.lifted.a_step`);
+   * if l > 1: :math:`z_{l-1} \leftarrow \arg\min \tfrac{\gamma}{2}\|a_{l-1} - \sigma(z)\|^2
+     + \tfrac{\rho}{2}\|z - \phi(\theta_{l-1}, a_{l-2})\|^2 + \tfrac{\alpha}{2}\|z - z_{l-1}^k\|^2`,
+     the ReLU prox by cases (:func:`.lifted.relu_prox`).
+
+Every block step is an exact minimiser of F plus a non-negative proximal term that vanishes
+at the old value (the output step a descent step on it), so F never increases, block by
+block; the sources prove convergence to a critical point at rate O(1/k).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import to_float
+from ..checks import check_choice, check_int, check_positive
+from ..prox import choose_system, prox_exact
+from ..transfer import apply_A
+from . import lifted
+from .base import LiftedMethod, setting
+
+
+def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact_system="auto"):
+    r"""One backward BCD sweep as a generator that pauses after every block update.
+
+    Yields ``(block, l, theta, a, z)`` with block in ``"z_out"``, ``"theta"``, ``"a"``, ``"z"``
+    and l the paper's layer index of the block (``a`` pauses name l-1's ``a_{l-1}`` as l-1).
+    ``theta``, ``a``, ``z`` are new lists; no input array is modified.
+    """
+    K = net.n_linear
+    theta, a, z = list(theta), list(state.a), list(state.z)
+    # 1. output block: prox of the loss, Zeng et al.'s V_N/U_N step with prox term alpha
+    c = rho + alpha
+    m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
+    v = (rho * m + alpha * z[K]) / c  # rho/2||z - m||^2 + alpha/2||z - z^k||^2 = c/2||z - v||^2 + const
+    z[K] = lifted.output_prox(v, y, c, loss, output_steps, z0=z[K])
+    yield "z_out", K, theta, a, z
+    for l in range(K, 0, -1):  # l = K .. 1
+        W, b = theta[l - 1]
+        # theta_l: Eq. 44 with tau_theta = rho/alpha; delta = z^k - z^{k+1/2} in ProxProp's words
+        delta = apply_A(W, b, a[l - 1]) - z[l]
+        system = choose_system(W.shape[1], a[0].shape[1], exact_system)
+        dW, db = prox_exact(a[l - 1], delta, rho / alpha, system)
+        theta[l - 1] = (W + dW, b + db)
+        yield "theta", l, theta, a, z
+        if l == 1:
+            break
+        # a_{l-1}: (rho W_l^T W_l + gamma I) a = rho W_l^T (z_l - b_l) + gamma sigma(z_{l-1})
+        a[l - 1] = lifted.a_step(theta[l - 1], z[l], net.blocks[l - 2].sigma(z[l - 1]), rho, gamma)
+        yield "a", l - 1, theta, a, z
+        # z_{l-1}: ReLU prox of gamma/2||a - relu(z)||^2 + rho/2||z - m||^2 + alpha/2||z - z^k||^2
+        m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])
+        v = (rho * m + alpha * z[l - 1]) / c
+        z[l - 1] = lifted.relu_prox(a[l - 1], v, gamma, c)
+        yield "z", l - 1, theta, a, z
+
+
+@dataclass(frozen=True)
+class BCD(LiftedMethod):
+    r"""Proximal block coordinate descent on the lifted objective F (see the module docstring).
+
+    Parameters
+    ----------
+    rho : float > 0, weight of the linear constraints :math:`z_l = \phi(\theta_l, a_{l-1})`.
+    gamma : float > 0, weight of the nonlinear constraints :math:`a_l = \sigma(z_l)`.
+    alpha : float > 0, weight of the proximal terms; the theta-step is ProxProp's prox with
+        :math:`\tau_\theta = \rho/\alpha`. Defaults rho = gamma = 1, alpha = 5: the sources'
+        MNIST notebooks.
+    loss : ``"cross_entropy"`` (default, the package's loss) or ``"squared"`` (the sources').
+    output_steps : int >= 1, gradient steps of the cross-entropy output block.
+    exact_system : ``"auto"``, ``"primal"`` or ``"batch"``: the system of Eq. 44.
+    """
+
+    name = "bcd"
+    rho: float = setting(1.0, "weight rho of the linear constraints z_l = W_l a_{l-1} + b_l")
+    gamma: float = setting(1.0, "weight gamma of the constraints a_l = sigma(z_l)")
+    alpha: float = setting(5.0, "weight alpha of the proximal terms (tau_theta = rho/alpha)")
+    loss: str = setting("cross_entropy", "output loss: cross_entropy or squared (the source's)")
+    output_steps: int = setting(10, "gradient steps of the cross-entropy output block")
+    exact_system: str = setting("auto", "system of Eq. 44: auto, primal or batch")
+
+    def __post_init__(self):
+        for name in ("rho", "gamma", "alpha"):
+            object.__setattr__(self, name, check_positive(getattr(self, name), name))
+        check_choice(self.loss, "loss", lifted.LOSSES)
+        object.__setattr__(self, "output_steps", check_int(self.output_steps, "output_steps", 1))
+        check_choice(self.exact_system, "exact_system", ("auto", "primal", "batch"))
+
+    @property
+    def label(self) -> str:
+        return "BCD" if self.loss == "cross_entropy" else "BCD (squared loss)"
+
+    def init_state(self, net, theta, X, y):
+        """Activations from a forward pass (every constraint holds: F = the summed loss)."""
+        return lifted.init_state(net, theta, X, y, self.name)
+
+    def steps(self, net, theta, state, X, y):
+        """The sweep as a generator over its block updates (:func:`bcd_steps`)."""
+        lifted.check_state(state, X)
+        return bcd_steps(net, theta, state, y, self.rho, self.gamma, self.alpha, self.loss,
+                         self.output_steps, self.exact_system)
+
+    def sweep(self, net, theta, state, X, y):
+        """One backward sweep over every block: ``(theta, state)``, both new."""
+        _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
+        return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1)
+
+    def objective(self, net, theta, state, y):
+        """F (0-d array) at the given variables."""
+        return lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
+
+    def diagnostics(self, net, theta, state, X, y) -> dict:
+        """Host floats: F, its loss term, and the residuals of both constraints per layer."""
+        act, lin = lifted.residuals(net, theta, state.a, state.z)
+        return {"sweeps": state.sweeps,
+                "objective": to_float(self.objective(net, theta, state, y)),
+                "output_loss": to_float(lifted.loss_sum(state.z[-1], y, self.loss)),
+                "residual_a": act, "residual_z": lin}

@@ -1,0 +1,207 @@
+r"""What the lifted methods (BCD, ADMM) share: their state, objective, residuals and block solvers.
+
+Notation (DESIGN.md; the family brief): K = L-1 linear layers, ``theta[l-1]`` = :math:`\theta_l`,
+:math:`a_0 = X` (n_0, N), :math:`z_l` (n_l, N) for l = 1..K, :math:`a_l` for l = 1..K-1. Unlike
+ProxProp's E (Eq. 3), the lifted methods also make the class scores :math:`z_K` a variable,
+so that every block, the last layer's included, has a closed-form (or nearly closed-form) step.
+Their objective is
+
+.. math:: F(\theta, a, z) = \ell_y(z_K) + \sum_{l=1}^{K} \frac{\rho}{2}\|z_l - \phi(\theta_l, a_{l-1})\|^2
+          + \sum_{l=1}^{K-1} \frac{\gamma}{2}\|a_l - \sigma(z_l)\|^2 ,
+
+with the loss :math:`\ell_y` **summed** over the N samples (the sources' scale, so that their
+defaults rho = gamma = 1 mean what they mean there). Dividing by N gives ProxProp's
+E with the mean loss and weights rho/N, gamma/N, once :math:`z_K = \phi(\theta_K, a_{K-1})`.
+
+The blocks (each a function of a few arrays, returning new arrays):
+
+* :func:`relu_prox`: :math:`\arg\min_z \tfrac{\gamma}{2}(a - \max(z, 0))^2 + \tfrac{c}{2}(z - v)^2`,
+  elementwise, by cases;
+* :func:`a_step`: :math:`\arg\min_a \tfrac{\gamma}{2}\|a - t\|^2 + \tfrac{\rho}{2}\|z - Wa - b\|^2`,
+  an SPD solve of size n_in (or, pushed through, n_out, whichever is smaller);
+* :func:`output_prox`: :math:`\arg\min_z \ell_y(z) + \tfrac{c}{2}\|z - v\|^2`, in closed form for
+  the squared loss, by gradient steps for softmax cross-entropy (no closed form).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..backend import array_module, to_float
+from ..backend.linalg import solve_spd
+from ..checks import check_problem
+from ..forward import forward
+from ..losses import cross_entropy_and_grad
+from ..nonlinearities import ReLU
+from ..transfer import Linear
+
+#: output losses of the lifted methods: softmax cross-entropy (the package's loss) or the
+#: squared loss against one-hot labels (Zeng et al.'s loss; closed-form output step)
+LOSSES = ("cross_entropy", "squared")
+
+#: a bound on the Hessian of one sample's softmax cross-entropy in its logits:
+#: diag(p) - p p^T <= 1/2 I (Böhning's bound), so the output prox's gradient is
+#: (c + 1/2)-Lipschitz and a step 1/(c + 1/2) is a descent step
+CE_CURVATURE = 0.5
+
+
+@dataclass(frozen=True)
+class LiftedState:
+    r"""The per-sample variables of a lifted method, between sweeps (never modified in place).
+
+    a : list of K arrays, ``a[l]`` = :math:`a_l` (``a[0]`` is X).
+    z : list of K+1 entries, ``z[l]`` = :math:`z_l` for l = 1..K (``z[0]`` is None;
+        ``z[K]`` the lifted class scores).
+    lam : (C, N) multiplier on the output (ADMM), or None.
+    sweeps : int, the sweeps done.
+    """
+
+    a: list
+    z: list
+    lam: object = None
+    sweeps: int = 0
+
+
+def last(steps, default=None):
+    """The last item a generator of block updates yields (``default`` if none): runs it out."""
+    tail = deque(steps, maxlen=1)
+    return tail[0] if tail else default
+
+
+def check_lifted_net(net, method):
+    """Raise ValueError unless ``net`` is an MLP of Linear layers with ReLU between them."""
+    for l, blk in enumerate(net.blocks, start=1):
+        if not isinstance(blk.phi, Linear):
+            raise ValueError(f"method {method!r} needs fully connected layers (its a-step solves "
+                             f"with W^T W); layer {l} is {blk.phi!r}")
+        if l < net.n_linear and not isinstance(blk.sigma, ReLU):
+            raise ValueError(f"method {method!r} needs relu between the layers (its z-step is "
+                             f"the ReLU prox in closed form); layer {l} has {blk.sigma!r}")
+
+
+def init_state(net, theta, X, y, method):
+    """A :class:`LiftedState` from a forward pass (Eq. 7): every constraint holds exactly."""
+    check_lifted_net(net, method)
+    check_problem(net, theta, X, y)
+    a, z = forward(net, theta, X, check=False)
+    return LiftedState(list(a), list(z))
+
+
+def check_state(state, X):
+    """Raise ValueError unless ``state`` belongs to the samples X."""
+    if not isinstance(state, LiftedState) or state.a[0].shape != X.shape:
+        raise ValueError("state must be the LiftedState that init_state made for these X, y")
+
+
+# --------------------------------------------------------------------------- objective
+def loss_sum(z, y, loss):
+    r""":math:`\ell_y(z)`, summed over the N columns: cross-entropy, or :math:`\tfrac12\|z - Y\|^2`."""
+    if loss == "cross_entropy":
+        return cross_entropy_and_grad(z, y)[0] * z.shape[1]
+    return 0.5 * ((z - one_hot(y, z)) ** 2).sum()
+
+
+def loss_sum_grad(z, y, loss):
+    r""":math:`\nabla\ell_y(z)`, (C, N): softmax(z) - Y, or z - Y."""
+    if loss == "cross_entropy":
+        return cross_entropy_and_grad(z, y)[1] * z.shape[1]
+    return z - one_hot(y, z)
+
+
+def one_hot(y, like):
+    """(C, N) one-hot labels, of like's dtype and backend."""
+    xp = array_module(like)
+    Y = xp.zeros(like.shape, dtype=like.dtype)
+    Y[y, xp.arange(like.shape[1])] = 1
+    return Y
+
+
+def objective(net, theta, a, z, y, rho, gamma, loss):
+    r"""F of the module docstring (0-d array): loss on :math:`z_K`, plus both penalties."""
+    K = net.n_linear
+    F = loss_sum(z[K], y, loss)
+    for l in range(1, K + 1):
+        blk = net.blocks[l - 1]
+        F = F + rho / 2 * ((z[l] - blk.phi(theta[l - 1], a[l - 1])) ** 2).sum()
+        if l < K:
+            F = F + gamma / 2 * ((a[l] - blk.sigma(z[l])) ** 2).sum()
+    return F
+
+
+def residuals(net, theta, a, z):
+    r"""Host floats: :math:`\|a_l - \sigma(z_l)\|` (l = 1..K-1) and :math:`\|z_l - \phi(\theta_l, a_{l-1})\|`
+    (l = 1..K), Frobenius norms, as two lists."""
+    xp = array_module(a[0])
+    K = net.n_linear
+    act = [to_float(xp.linalg.norm(a[l] - net.blocks[l - 1].sigma(z[l]))) for l in range(1, K)]
+    lin = [to_float(xp.linalg.norm(z[l] - net.blocks[l - 1].phi(theta[l - 1], a[l - 1])))
+           for l in range(1, K + 1)]
+    return act, lin
+
+
+# --------------------------------------------------------------------------- block solvers
+def relu_prox(a, v, gamma, c):
+    r"""Elementwise :math:`\arg\min_z \tfrac{\gamma}{2}(a - \max(z, 0))^2 + \tfrac{c}{2}(z - v)^2`.
+
+    By cases (Zeng et al., the z-step): on :math:`z \ge 0` the minimiser is
+    :math:`z_+ = \max((\gamma a + c v)/(\gamma + c), 0)`; on :math:`z \le 0` the first term is the
+    constant :math:`\tfrac{\gamma}{2}a^2` and the minimiser :math:`z_- = \min(v, 0)`. The answer is
+    the candidate with the smaller value (``z_+`` on a tie).
+
+    Parameters
+    ----------
+    a, v : arrays of one shape. gamma, c : floats > 0.
+    """
+    xp = array_module(a, v)
+    z_pos = xp.maximum((gamma * a + c * v) / (gamma + c), 0)  # argmin over z >= 0
+    z_neg = xp.minimum(v, 0)  # argmin over z <= 0
+    f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2
+    f_neg = gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2
+    return xp.where(f_pos <= f_neg, z_pos, z_neg)
+
+
+def a_step(theta_next, z_next, t, rho, gamma):
+    r""":math:`\arg\min_a \tfrac{\gamma}{2}\|a - t\|^2 + \tfrac{\rho}{2}\|z - W a - b\mathbf 1^\top\|^2`.
+
+    The normal equations :math:`(\rho W^\top W + \gamma I)\,a = \rho W^\top(z - b) + \gamma t` (an
+    SPD system of size n_in) in the update form :math:`a = t + (W^\top W + \kappa I)^{-1} W^\top r`,
+    :math:`r = z - Wt - b`, :math:`\kappa = \gamma/\rho`; when n_out < n_in the push-through identity
+    :math:`(W^\top W + \kappa I)^{-1}W^\top = W^\top(WW^\top + \kappa I)^{-1}` solves with the
+    n_out x n_out matrix instead. The N samples are the right-hand sides.
+
+    Parameters
+    ----------
+    theta_next : (W, b), W (n_out, n_in). z_next : (n_out, N). t : (n_in, N). rho, gamma > 0.
+    """
+    xp = array_module(z_next)
+    W, b = theta_next
+    n_out, n_in = W.shape
+    kappa = gamma / rho
+    r = z_next - W @ t - b[:, None]  # (n_out, N)
+    if n_out < n_in:
+        G = W @ W.T  # (n_out, n_out)
+        G[xp.diag_indices(n_out)] += kappa
+        return t + W.T @ solve_spd(G, r)
+    G = W.T @ W  # (n_in, n_in)
+    G[xp.diag_indices(n_in)] += kappa
+    return t + solve_spd(G, W.T @ r)
+
+
+def output_prox(v, y, c, loss, steps, z0=None):
+    r""":math:`\arg\min_z \ell_y(z) + \tfrac{c}{2}\|z - v\|^2`, column by column.
+
+    Squared loss: closed form :math:`z = (Y + c v)/(1 + c)`. Softmax cross-entropy has no
+    closed form: ``steps`` gradient steps of size :math:`1/(c + 1/2)` from ``z0`` (default v).
+    The objective is c-strongly convex with a (c + 1/2)-Lipschitz gradient (:data:`CE_CURVATURE`),
+    so every step lowers it and the distance to the minimiser shrinks by at least
+    :math:`1/(2c + 1)` per step.
+
+    Returns a new (C, N) array.
+    """
+    if loss == "squared":
+        return (one_hot(y, v) + c * v) / (1 + c)
+    z = v if z0 is None else z0
+    step = 1.0 / (c + CE_CURVATURE)
+    for _ in range(steps):
+        z = z - step * (loss_sum_grad(z, y, loss) + c * (z - v))
+    return z

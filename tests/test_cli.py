@@ -156,3 +156,53 @@ def test_model_cnn_keeps_the_conv_blocks_that_pooling_can_halve(image_shape, blo
     assert net.n_linear == blocks + 1 and net.phis[-1].in_shape == (fc_in,)
     with pytest.raises(ValueError, match="needs even image sizes"):
         build_model("cnn", SimpleNamespace(image_shape=(1, 7, 7), n_classes=10, name="odd"), "relu")
+
+
+# --------------------------------------------------------------------------- methods
+def _train_args(*argv):
+    from penaltyprop.cli import build_parser
+
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_every_setting_of_every_registered_method_has_a_flag(capsys):
+    """The flags are generated from the registry: one per setting, named after it."""
+    from penaltyprop.methods import METHODS, method_settings
+
+    _, out, _ = _run(capsys, "train", "--help")
+    assert "--method" in out and "--algorithm" in out
+    for name, cls in METHODS.items():
+        assert name in out
+        for setting, *_ in method_settings(cls):
+            assert "--" + setting.replace("_", "-") in out
+
+
+def test_method_settings_take_their_defaults_from_the_method_class():
+    """--method proxprop --solver exact is pp.ProxProp(solver="exact"): tau_theta is the class's
+    default, not one of the command line's; --algorithm is the same flag as --method."""
+    import penaltyprop as pp
+    from penaltyprop.commands.train import settings
+
+    method, tau = settings(_train_args("--method", "proxprop", "--solver", "exact"))
+    assert method == pp.ProxProp(solver="exact") and tau == 1.0
+    method, tau = settings(_train_args("--algorithm", "proxprop", "--cg-iterations", "5",
+                                       "--tau-theta", "0.05"))
+    assert method == pp.ProxProp(tau_theta=0.05, solver="cg", cg_iterations=5)
+    method, tau = settings(_train_args())
+    assert method == pp.BackProp() and tau == 0.05
+    method, tau = settings(_train_args("--method", "proxprop", "--optimizer", "adam"))
+    assert tau == 1e-3
+
+
+def test_every_registered_method_trains_from_the_command_line(capsys):
+    """One epoch (or sweep) of every method in the registry, with its default settings."""
+    from penaltyprop.commands.train import DEFAULT_TAU
+    from penaltyprop.methods import METHODS
+
+    for name, cls in METHODS.items():
+        tau = [] if cls.kind == "lifted" or name in DEFAULT_TAU else ["--tau", "0.01"]
+        batch = [] if cls.kind == "lifted" else ["--batch-size", "30"]
+        code, out, err = _run(capsys, "train", "--method", name, "--subset", "60", "--epochs",
+                              "1", "--no-progress", *batch, *tau)
+        assert code == 0, (name, err)
+        assert cls().label in out and ("final: train loss" in out or "diverged" in out)

@@ -66,14 +66,15 @@ def add(subparsers):
     g.add_argument("--tau", type=positive_float,
                    help="step size tau = the optimizer's learning rate (default 0.05 for "
                         "backprop, 1 for proxprop, 1e-3 with adam)")
-    g.add_argument("--optimizer", choices=optim.OPTIMIZERS, default="nesterov",
-                   help="sgd, nesterov (SGD with Nesterov momentum; default) or adam")
+    g.add_argument("--optimizer", choices=optim.OPTIMIZERS,
+                   help="sgd, nesterov (SGD with Nesterov momentum; default) or adam "
+                        "(oracle methods; a lifted method trains by full-batch sweeps)")
     g.add_argument("--momentum", type=nonneg_float,
                    help="momentum mu (default 0.95 for nesterov, 0 for sgd; not for adam)")
     g.add_argument("--weight-decay", type=nonneg_float, default=0.0,
                    help="L2 weight decay lambda (default 0)")
     g.add_argument("--batch-size", type=positive_int,
-                   help="minibatch size (default 500; 100 for digits)")
+                   help="minibatch size (default 500; 100 for digits; oracle methods)")
     g.add_argument("--epochs", type=positive_int,
                    help="number of epochs, in total when resuming (default 50; 30 for digits)")
     g = p.add_argument_group("run")
@@ -93,6 +94,7 @@ def add(subparsers):
 
 def run(args) -> int:
     method, tau = settings(args)
+    lifted = method.kind == "lifted"
     ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
                       dtype=args.dtype, download=args.download)
     try:
@@ -100,14 +102,16 @@ def run(args) -> int:
     except ValueError as err:  # "model ..." names the flag
         raise ValueError(f"--{err}") from None
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.dataset]
+    batch_size = len(ds.y_train) if lifted else args.batch_size or DEFAULT_BATCH_SIZE[args.dataset]
     if batch_size > len(ds.y_train):
         raise ValueError(f"--batch-size {batch_size} is larger than the training set "
                          f"({len(ds.y_train)} samples of {ds.name})")
-    opt = optim.make_optimizer(args.optimizer, tau, momentum=args.momentum,
-                               weight_decay=args.weight_decay)
+    opt = None if lifted else optim.make_optimizer(args.optimizer, tau,
+                                                   momentum=args.momentum,
+                                                   weight_decay=args.weight_decay)
     say(f"train: {model} on {describe_data(ds)}")
-    say(f"       {describe_method(method)}; {opt!r}, batch {batch_size}, {epochs} epochs, "
+    steps = "full-batch sweeps" if lifted else f"{opt!r}, batch {batch_size}"
+    say(f"       {describe_method(method)}; {steps}, {epochs} {'sweeps' if lifted else 'epochs'}, "
         f"seed {args.seed}, {args.dtype} on {args.backend}")
     with blas_threads(args.blas_threads):
         result = train(net, ds, opt, method, batch_size=batch_size, epochs=epochs,
@@ -131,8 +135,22 @@ def run(args) -> int:
 
 
 def settings(args):
-    """``(method, tau)`` from the flags of ``train``; inconsistent flags raise ValueError."""
+    """``(method, tau)`` from the flags of ``train``; inconsistent flags raise ValueError.
+
+    tau is None for a lifted method (it has no optimizer: one epoch is one full-batch sweep).
+    """
     method = method_from_args(args)
+    if method.kind == "lifted":
+        for name in ("tau", "optimizer", "momentum", "batch_size"):
+            if getattr(args, name) is not None:
+                raise ValueError(f"--{name.replace('_', '-')} does not apply to --method "
+                                 f"{method.name}: a lifted method trains by full-batch sweeps, "
+                                 f"without an optimizer")
+        if args.weight_decay:
+            raise ValueError(f"--weight-decay does not apply to --method {method.name}: a "
+                             f"lifted method trains by full-batch sweeps, without an optimizer")
+        return method, None
+    args.optimizer = args.optimizer or "nesterov"
     if args.momentum is not None and args.optimizer == "adam":
         raise ValueError("--momentum only applies to --optimizer sgd or nesterov")
     if args.momentum == 0 and args.optimizer == "nesterov":

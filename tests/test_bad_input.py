@@ -1,9 +1,10 @@
 """Bad input gets a ValueError that names the argument, never a deep traceback or NaN."""
 import numpy as np
 import pytest
+from helpers import random_problem
 
 import penaltyprop as pp
-from helpers import random_problem
+from penaltyprop.checks import check_sizes
 
 
 @pytest.fixture
@@ -126,3 +127,66 @@ def test_energy_arguments(problem):
         pp.penalty_energy(net, theta, a, z, y, rho=0, gamma=1)
     with pytest.raises(ValueError, match="a and z must hold"):
         pp.penalty_energy(net, theta, a[:1], z, y, rho=1, gamma=1)
+
+
+# --------------------------------------------------------------------------- theta and array kinds
+# (issue 14: theta was barely checked; matrices, masked arrays and byte order failed deep inside)
+def test_non_finite_theta_names_layer_and_parameter(problem):
+    net, theta, X, y = problem
+    bad = [(W.copy(), b.copy()) for W, b in theta]
+    bad[1][0][2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"theta\[1\]\[0\] \(W\) contains NaN or inf"):
+        pp.gradient(net, bad, X, y)
+    bad = [(W.copy(), b.copy()) for W, b in theta]
+    bad[2][1][0] = -np.inf
+    with pytest.raises(ValueError, match=r"theta\[2\]\[1\] \(b\) contains NaN or inf"):
+        pp.proxprop(net, bad, X, y, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"theta\[2\]\[1\] \(b\) contains NaN or inf"):
+        pp.forward(net, bad, X)
+
+
+def test_theta_mixing_float32_and_float64_is_refused(problem):
+    net, theta, X, y = problem
+    X32 = X.astype(np.float32)
+    mixed = [(W.astype(np.float32), b.astype(np.float32)) for W, b in theta]
+    mixed[0] = (mixed[0][0], theta[0][1])  # float64 b next to a float32 W
+    with pytest.raises(ValueError, match=r"theta\[0\] mixes dtypes: W is float32, b is float64"):
+        pp.loss(net, mixed, X32, y)
+
+
+def test_float16_is_refused_saying_what_is_supported(problem):
+    net, theta, X, y = problem
+    half = [(W.astype(np.float16), b.astype(np.float16)) for W, b in theta]
+    with pytest.raises(ValueError, match=r"X must be a floating array \(float32 or float64\), "
+                                         "got float16"):
+        pp.gradient(net, half, X.astype(np.float16), y)
+    with pytest.raises(ValueError, match=r"theta\[0\]\[0\] \(W\) has dtype float16; only "
+                                         "float32 and float64 are supported"):
+        pp.gradient(net, half, X.astype(np.float32), y)
+
+
+def test_numpy_integer_layer_sizes_are_integers():
+    sizes = check_sizes([np.int64(5), np.int32(4), 3])
+    assert sizes == [5, 4, 3] and all(type(n) is int for n in sizes)
+    for bad in ([3, 0, 2], [3, 2.0], [3, True], [3, np.bool_(True)]):
+        with pytest.raises(ValueError, match="sizes must be positive integers"):
+            check_sizes(bad)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # numpy.matrix's own
+@pytest.mark.parametrize("kind, message", [
+    (np.asmatrix, r"is a numpy.matrix; pass numpy.asarray"),
+    (lambda a: np.ma.masked_array(a, mask=np.zeros(a.shape, bool)), "is a masked array"),
+    (lambda a: a.astype(a.dtype.newbyteorder()), r"has non-native byte order .*astype"),
+])
+def test_matrix_masked_and_byte_swapped_arrays_get_clear_errors(problem, kind, message):
+    net, theta, X, y = problem
+    with pytest.raises(ValueError, match=f"^X {message}"):
+        pp.gradient(net, theta, kind(X), y)
+    bad = list(theta)
+    bad[1] = (kind(theta[1][0]), theta[1][1])
+    with pytest.raises(ValueError, match=rf"^theta\[1\]\[0\] \(W\) {message}"):
+        pp.proxprop(net, bad, X, y, 1.0, 1.0)
+    if kind is not np.asmatrix:  # a (1, N) matrix of labels already fails the shape check
+        with pytest.raises(ValueError, match=f"^y {message}"):
+            pp.loss(net, theta, X, kind(y))

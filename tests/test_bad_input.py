@@ -4,7 +4,7 @@ import pytest
 from helpers import random_problem
 
 import penaltyprop as pp
-from penaltyprop.checks import check_sizes
+from penaltyprop.checks import check_problem, check_sizes
 
 
 @pytest.fixture
@@ -143,6 +143,14 @@ def test_non_finite_theta_names_layer_and_parameter(problem):
         pp.proxprop(net, bad, X, y, 1.0, 1.0)
     with pytest.raises(ValueError, match=r"theta\[2\]\[1\] \(b\) contains NaN or inf"):
         pp.forward(net, bad, X)
+
+
+def test_a_diverged_runs_theta_passes_only_when_asked(problem):
+    net, theta, X, y = problem
+    diverged = [(np.full_like(W, np.inf), b) for W, b in theta]
+    check_problem(net, diverged, X, y, finite_theta=False)  # resuming a diverged run
+    with pytest.raises(ValueError, match=r"theta\[0\]\[0\] \(W\) contains NaN or inf"):
+        check_problem(net, diverged, X, y)
 
 
 def test_theta_mixing_float32_and_float64_is_refused(problem):

@@ -14,14 +14,23 @@ import socket
 import struct
 import tarfile
 import threading
-from pathlib import Path
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from penaltyprop.data import DATA_DIR_ENV, DATASETS, DataError, batch_last, cache_dir, load_dataset
-from penaltyprop.data import cifar10, digits, mnist
+from penaltyprop.data import (
+    DATA_DIR_ENV,
+    DATASETS,
+    DataError,
+    batch_last,
+    cache_dir,
+    cifar10,
+    digits,
+    load_dataset,
+    mnist,
+)
 from penaltyprop.data.mnist import read_idx
 
 RECORDS_PER_FILE, N_VAL = 4, 3  # small CIFAR-10: 5 x 4 = 20 training records, 3 for validation

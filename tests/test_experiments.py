@@ -137,3 +137,27 @@ def test_bad_arguments_are_named(kwargs, argument, tmp_path):
 def test_losses_print_as_in_table1():
     assert [fmt_loss(v) for v in (None, 77.9, 0.091, 2e-3, 3e-4, 2.1e8)] == [
         "-", "77.9", "0.091", "2e-3", "3e-4", "2.1e8"]
+
+
+def test_labels_keys_and_settings_stay_as_earlier_runs_wrote_them(tmp_path):
+    """A rerun resumes results.json files written before methods became objects: the run keys,
+    the "method" labels and the settings a store compares are unchanged."""
+    from penaltyprop.experiments import training
+
+    assert [(m.key, m.label) for m in training.figure2_methods("textbook")] == [
+        ("backprop", "BackProp"), ("exact", "ProxProp (exact)"), ("cg3", "ProxProp (cg3)"),
+        ("cg5", "ProxProp (cg5)"), ("cg10", "ProxProp (cg10)")]
+    assert [m.label for m in training.table1_methods("authors")] == [
+        "BackProp", "ProxProp (cg1, authors' CG)", "ProxProp (cg3, authors' CG)",
+        "ProxProp (cg5, authors' CG)"]
+    assert [(m.key, m.label) for m in training.figure3_methods("textbook")] == [
+        ("backprop", "BackProp"), ("cg3", "ProxProp (cg3)"), ("cg10", "ProxProp (cg10)")]
+    assert [tau for _, tau in training.figure2_runs("textbook")] == [0.05, 1.0, 1.0, 1.0, 1.0]
+    assert [m.tau_theta for m in training.figure2_methods("textbook")[1:]] == [0.05] * 4
+    run_experiment("conditioning", "tiny", out=tmp_path, log=_quiet)
+    settings = json.loads((tmp_path / "results.json").read_text())["settings"]
+    assert set(settings) == {"experiment", "scale", "numbers", "seed", "cg_variant", "optimizer",
+                             "data"}
+    assert settings["numbers"] == {"data": "synthetic", "n_train": 64, "epochs": 2,
+                                   "batch_size": 16, "hidden": [16, 8, 16], "channels": [2, 3, 3],
+                                   "image_shape": [3, 8, 8]}

@@ -101,7 +101,7 @@ class BCD(LiftedMethod):
     rho: float = setting(1.0, "weight rho of the linear constraints z_l = W_l a_{l-1} + b_l")
     gamma: float = setting(1.0, "weight gamma of the constraints a_l = sigma(z_l)")
     alpha: float = setting(5.0, "weight alpha of the proximal terms (tau_theta = rho/alpha)")
-    loss: str = setting("cross_entropy", "output loss: cross_entropy or squared (the source's)")
+    loss: str = setting("cross_entropy", "output loss: cross_entropy or squared")
     output_steps: int = setting(10, "gradient steps of the cross-entropy output block")
     exact_system: str = setting("auto", "system of Eq. 44: auto, primal or batch")
 

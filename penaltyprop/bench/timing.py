@@ -12,7 +12,8 @@ import statistics
 import sys
 import time
 
-from .. import __version__
+import penaltyprop
+
 from ..backend import get_backend, host_rng, to_device
 from ..backend.instruments import blas_info, synchronize
 from ..backend.linalg import cpu_spd_solver
@@ -103,7 +104,7 @@ def machine_info():
     np = get_backend("numpy")
     info = {"cpu": model, "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "platform": platform.platform(), "blas": blas_info(),
-            "spd_solve": cpu_spd_solver(), "penaltyprop": __version__}
+            "spd_solve": cpu_spd_solver(), "penaltyprop": penaltyprop.__version__}
     if hasattr(os, "sched_getaffinity"):
         info["cores_usable"] = len(os.sched_getaffinity(0))
     return info

@@ -16,6 +16,8 @@ import typing
 
 from ..methods import METHODS, make_method, method_settings
 
+BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
 
 def flag(name) -> str:
     """``tau_theta`` -> ``--tau-theta``."""
@@ -41,6 +43,8 @@ def _parser_for(name, tp):
     kinds = _kinds(tp)
 
     def parse(text):
+        if bool in kinds and text.lower() in BOOLS:
+            return BOOLS[text.lower()]
         for kind in (int, float):  # int before float: "3" is 3 where both are allowed
             if kind in kinds:
                 try:
@@ -49,8 +53,8 @@ def _parser_for(name, tp):
                     continue
         if str in kinds or not kinds:
             return text
-        what = " or ".join("an integer" if k is int else "a number" for k in kinds
-                           if k in (int, float))
+        what = " or ".join({int: "an integer", float: "a number", bool: "true or false"}[k]
+                           for k in kinds if k in (int, float, bool))
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
 
     parse.__name__ = name

@@ -21,22 +21,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm import tqdm
 
 from .backend import array_module, get_backend, host_rng, rng_state, set_rng_state, to_device, to_float
 from .backend import numpy as np
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .checks import check_choice, check_int, check_labels, check_problem, check_X
-from .data import batch_last
+from .data import batch_last, fingerprint
+from .fsutil import atomic_write_text, check_writable_dir, remove_stale, temporaries
 from .history import SERIES, evaluate, format_epoch, new_history
 from .methods import BackProp, Method
 from .optim import OptState
+from .runlock import RunLock
 
 DTYPES = ("float32", "float64")
 CHECKPOINT = "checkpoint.npz"
@@ -131,18 +131,31 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
     method = BackProp() if method is None else method
     config = _make_config(net, data, optimizer, method, batch_size=batch_size, epochs=epochs,
                           seed=seed, dtype=dtype, backend=backend, eval_chunk=eval_chunk)
-    check_every = check_int(check_every, "check_every", 1)
-    xp = get_backend(backend)
-    X, y, X_val, y_val, X_test, y_test = _device_data(net, data, xp, dtype)
+    run = dict(theta=theta, resume=resume, progress=progress, on_epoch=on_epoch,
+               check_every=check_int(check_every, "check_every", 1))
+    if out_dir is None:
+        return _train(net, data, optimizer, method, config, out_dir=None, **run)
+    out_dir = check_writable_dir(out_dir, "out_dir")  # before any long work
+    with RunLock(out_dir, what="run") as lock:  # a second run into the same folder fails at once
+        remove_stale_temporaries(out_dir / CHECKPOINT, since=lock.since)  # kill -9 leftovers
+        remove_stale(out_dir, temporaries(out_dir / HISTORY), since=lock.since)
+        return _train(net, data, optimizer, method, config, out_dir=out_dir, **run)
+
+
+def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, progress, on_epoch,
+           check_every):
+    """The loop of :func:`train`, on checked settings (and in its locked ``out_dir``)."""
+    batch_size, epochs, eval_chunk = config["batch_size"], config["epochs"], config["eval_chunk"]
+    xp = get_backend(config["backend"])
+    X, y, X_val, y_val, X_test, y_test = _device_data(net, data, xp, config["dtype"])
     N = X.shape[-1]
 
     # Where the run starts: a checkpoint, given parameters, or net.init.
-    rng = host_rng([seed, 1])  # the minibatch order; independent of net.init(seed)'s stream
-    out_dir = Path(out_dir) if out_dir is not None else None
+    rng = host_rng([config["seed"], 1])  # the minibatch order; independent of net.init(seed)
     theta, state, history = _start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
-    check_problem(net, theta, X, y)  # theta's structure, dtype and backend; X and y
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    # theta's structure, dtype and backend; X and y. A diverged run's checkpoint may hold
+    # non-finite theta: the evaluation below reports that, so finiteness is not checked here.
+    check_problem(net, theta, X, y, finite_theta=False)
     lifted = method.kind == "lifted"
     method_state = method.init_state(net, theta, X, y) if lifted else None
 
@@ -320,7 +333,8 @@ def _make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtyp
     check_choice(str(dtype), "dtype", DTYPES)
     get_backend(backend)  # raises ValueError for an unknown or unavailable backend
     return {"net": repr(net), "data": {"name": data.name, "n_train": N,
-                                       "n_val": len(data.y_val), "n_test": len(data.y_test)},
+                                       "n_val": len(data.y_val), "n_test": len(data.y_test),
+                                       "fingerprint": fingerprint(data)},
             "method": method.config(),
             "optimizer": None if optimizer is None else optimizer.config,
             "batch_size": batch_size, "epochs": check_int(epochs, "epochs", 1),
@@ -332,9 +346,11 @@ def _resume(path, config, rng, xp):
     """Parameters, optimizer state and history from a checkpoint; restores ``rng``."""
     if not path.exists():
         raise ValueError(f"no checkpoint to resume: {path} does not exist")
-    ckpt = load_checkpoint(path, xp)
+    ckpt = load_checkpoint(path, xp, history_keys=tuple(new_history()))
     free = ("epochs", "backend", "eval_chunk")  # extend a run, move it, evaluate differently
     old = ckpt["config"]
+    if "fingerprint" not in old.get("data", {}):  # a checkpoint from before fingerprints
+        config = {**config, "data": {k: v for k, v in config["data"].items() if k != "fingerprint"}}
     differ = sorted(k for k in set(old) | set(config)
                     if k not in free and old.get(k) != config.get(k))
     if differ:
@@ -348,7 +364,5 @@ def _resume(path, config, rng, xp):
 
 
 def _write_json(path, obj):
-    """Write JSON atomically (temp file + os.replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    """Write JSON atomically (an owner-tagged temporary, then os.replace)."""
+    atomic_write_text(path, json.dumps(obj, indent=1))

@@ -79,6 +79,20 @@ class ProxInfo:
 
 
 # --------------------------------------------------------------------------- exact
+def _solve(G, B, overwrite_b=False):
+    """``solve_spd(G, B)``, whose failure says what happened and what to do."""
+    try:
+        return solve_spd(G, B, overwrite_b=overwrite_b)
+    except ValueError as err:  # numpy.linalg.LinAlgError is a ValueError
+        xp = array_module(G)
+        size, largest = G.shape[0], float(xp.abs(G).max())
+        raise ValueError(
+            f"exact prox: the {size} x {size} system (Eq. 44) is not positive definite in "
+            f"{G.dtype} ({err}; its largest entry is {largest:.3g}): the layer's inputs are too "
+            "large or not finite for this precision. Scale the data to about [0, 1], use "
+            "smaller step sizes, float64, or solver='cg'") from None
+
+
 def choose_system(m, K, system="auto"):
     """``"primal"`` ((m+1) x (m+1) system) or ``"batch"`` (K x K), the smaller for ``"auto"``."""
     if system == "auto":
@@ -111,11 +125,11 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
         # V = R G^{-1} A^T, multiplied out the cheaper way: the solve takes n_out right-hand
         # sides one way, m+1 the other (same products). Each right-hand side is a row.
         if R.shape[0] <= m + 1:
-            VW, vb = apply_At(solve_spd(G, R.T).T, P)  # (R G^{-1}) A^T
+            VW, vb = apply_At(_solve(G, R.T).T, P)  # (R G^{-1}) A^T
         else:
             A = xp.empty((m + 1, K), dtype=P.dtype)  # A = [P; 1^T], (m+1, K)
             A[:m], A[m] = P, 1
-            Z = solve_spd(G, A.T, overwrite_b=True).T  # Z = A G^{-1}, (m+1, K)
+            Z = _solve(G, A.T, overwrite_b=True).T  # Z = A G^{-1}, (m+1, K)
             VW, vb = R @ Z[:m].T, R @ Z[m]  # R (A G^{-1})^T = R G^{-1} A^T
     else:
         H = xp.empty((m + 1, m + 1), dtype=P.dtype)  # H = A A^T + I/tau_theta, (m+1) x (m+1)
@@ -124,7 +138,7 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
         H[m, m] = K
         H[xp.diag_indices(m + 1)] += 1 / tau_theta
         BW, bb = apply_At(R, P)  # R A^T
-        V = solve_spd(H, xp.concatenate([BW, bb[:, None]], axis=1).T, overwrite_b=True).T
+        V = _solve(H, xp.concatenate([BW, bb[:, None]], axis=1).T, overwrite_b=True).T
         VW, vb = V[:, :m], V[:, m]  # H symmetric: V H = B  <=>  H V^T = B^T
     if info is not None:
         info.solver, info.system, info.size = "exact", system, (K if system == "batch" else m + 1)
@@ -230,7 +244,8 @@ class Prox:
         cg_only = ("cg_iterations", "cg_tol", "cg_variant", "cg_space")
         given = [k for k in cg_only if getattr(self, k) is not None]
         if self.solver != "cg" and given:
-            raise ValueError(f"{', '.join(given)} only apply to solver='cg', not {self.solver!r}")
+            raise ValueError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} "
+                             f"to solver='cg', not {self.solver!r}")
         if self.solver != "exact" and self.exact_system is not None:
             raise ValueError(f"exact_system only applies to solver='exact', not {self.solver!r}")
         if self.solver == "exact":

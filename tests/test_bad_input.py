@@ -198,3 +198,17 @@ def test_matrix_masked_and_byte_swapped_arrays_get_clear_errors(problem, kind, m
     if kind is not np.asmatrix:  # a (1, N) matrix of labels already fails the shape check
         with pytest.raises(ValueError, match=f"^y {message}"):
             pp.loss(net, theta, X, kind(y))
+
+
+@pytest.mark.parametrize("system", ["batch", "primal"])
+def test_exact_prox_on_huge_inputs_says_what_happened_and_what_to_do(system):
+    """Inputs near 1e150 make the Eq. 44 system lose positive definiteness in float64: the
+    error names the system and the remedies instead of LAPACK's bare message (issue 14)."""
+    rng = np.random.default_rng(0)
+    net = pp.mlp([20, 30, 10])
+    theta = net.init(seed=0, dtype="float64")
+    N = 10 if system == "batch" else 40  # batch: K = N < m + 1 = 21; primal: the other way
+    X = 1e150 * np.outer(rng.random(20), rng.random(N))  # low rank: I/tau_theta is lost in rounding
+    y = rng.integers(0, 10, N)
+    with pytest.raises(ValueError, match=r"exact prox: .*not positive definite.*Scale the data"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="exact", exact_system=system)

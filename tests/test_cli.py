@@ -196,11 +196,10 @@ def test_method_settings_take_their_defaults_from_the_method_class():
 
 def test_every_registered_method_trains_from_the_command_line(capsys):
     """One epoch (or sweep) of every method in the registry, with its default settings."""
-    from penaltyprop.commands.train import DEFAULT_TAU
     from penaltyprop.methods import METHODS
 
     for name, cls in METHODS.items():
-        tau = [] if cls.kind == "lifted" or name in DEFAULT_TAU else ["--tau", "0.01"]
+        tau = [] if cls.kind == "lifted" or cls.default_tau is not None else ["--tau", "0.01"]
         batch = [] if cls.kind == "lifted" else ["--batch-size", "30"]
         code, out, err = _run(capsys, "train", "--method", name, "--subset", "60", "--epochs",
                               "1", "--no-progress", *batch, *tau)

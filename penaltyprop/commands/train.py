@@ -29,7 +29,6 @@ DEFAULT_BATCH_SIZE = {"digits": 100, "mnist": 500, "cifar10": 500}  # the paper:
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
 #: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
 #: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
-DEFAULT_TAU = {"backprop": 0.05, "proxprop": 1.0}
 ADAM_TAU = 1e-3
 
 
@@ -165,6 +164,6 @@ def settings(args):
         return method, args.tau
     if args.optimizer == "adam":
         return method, ADAM_TAU
-    if method.name not in DEFAULT_TAU:
+    if method.default_tau is None:
         raise ValueError(f"--tau has no default for --method {method.name}; give one")
-    return method, DEFAULT_TAU[method.name]
+    return method, method.default_tau

@@ -19,6 +19,7 @@ class BackProp(OracleMethod):
     """
 
     name = "backprop"
+    default_tau = 0.05  # Section 5.1: BackProp's best step size with Nesterov momentum
 
     @property
     def label(self) -> str:

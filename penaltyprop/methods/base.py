@@ -66,6 +66,9 @@ class OracleMethod(Method):
     """A method that gives a direction per minibatch (BackProp, ProxProp, ...)."""
 
     kind = "oracle"
+    #: the optimizer's learning rate (the paper's tau) with SGD/Nesterov when none is given;
+    #: None: it must be given
+    default_tau: typing.ClassVar[typing.Optional[float]] = None
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: the minibatch loss :math:`J(\theta; X, y)` and a direction with the

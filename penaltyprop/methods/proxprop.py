@@ -32,6 +32,7 @@ class ProxProp(OracleMethod):
     """
 
     name = "proxprop"
+    default_tau = 1.0  # Section 5.1: tau = 1 for ProxProp with Nesterov momentum
     tau_theta: float = setting(1.0, "prox step size tau_theta of Eq. 11")
     solver: str = setting("cg", "prox solver: exact (Eq. 44), cg or gradient")
     cg_iterations: int = setting(None, f"CG iterations per layer (solver cg; default "

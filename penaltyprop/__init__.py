@@ -10,24 +10,25 @@ A from-scratch NumPy/CuPy implementation for teaching and for speed::
 Samples are columns: X has shape (n0, N). ``theta`` is a list of (W, b) pairs,
 ``theta[l-1]`` for the paper's layer l. See README.md for the equation-to-code table.
 """
+from . import data, methods, optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
 from .algorithms import penalty_backprop, proxprop, proxprop_direction
-from .methods import METHODS, BackProp, ProxProp, make_method
 from .conv import Conv2d, cnn
 from .forward import forward, gradient, loss
+from .methods import ADMM, BCD, METHODS, AltMin, BackProp, ProxProp, make_method
 from .network import Network, mlp
 from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
 from .penalty import penalty_energy
 from .pooling import Flatten, MaxPool2d
 from .trace import SweepState, penalty_steps
 from .transfer import Linear
-from . import methods, optim, train  # modules: pp.optim.sgd(...), pp.train.train(...)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackProp", "METHODS", "ProxProp", "make_method",
+    "ADMM", "AltMin", "BCD", "BackProp", "METHODS", "ProxProp", "make_method",
     "Conv2d", "Flatten", "MaxPool2d", "cnn",
     "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
     "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",
     "proxprop", "proxprop_direction", "penalty_steps", "SweepState",
+    "data", "methods", "optim", "train",
 ]

@@ -2,7 +2,8 @@ r"""Network description: a chain of linear transfer functions and nonlinearities
 
 A network with L-1 linear layers computes
 
-.. math:: J(\theta; X, y) = \mathcal{L}_y(\phi(\theta_{L-1}, \sigma(\phi(\cdots \sigma(\phi(\theta_1, X))\cdots)))).
+.. math:: J(\theta; X, y) = \mathcal{L}_y(\phi(\theta_{L-1},
+          \sigma(\phi(\cdots \sigma(\phi(\theta_1, X))\cdots)))).
 
 It is stored as L-1 *blocks* ``(phi_l, sigma_l)``: a transfer function
 :math:`\phi_l` that is linear in :math:`\theta_l`, followed by the parameter-free map

@@ -17,7 +17,8 @@ central difference is exact up to rounding of z +- eps dz (1e-8 relative with ep
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import penaltyprop as pp
 from penaltyprop.backend import get_backend, to_device, to_host

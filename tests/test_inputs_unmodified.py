@@ -2,10 +2,10 @@
 (as scipy's own tests check that x0 comes back unchanged)."""
 import numpy as np
 import pytest
+from helpers import copy_params, max_abs_diff, random_problem
 
 import penaltyprop as pp
 from penaltyprop.backend import to_host
-from helpers import copy_params, max_abs_diff, random_problem
 
 
 @pytest.mark.parametrize("call", [

@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import copy_params, max_abs_diff, random_problem
 
 import penaltyprop as pp
-from helpers import copy_params, max_abs_diff, random_problem
 from penaltyprop import optim
 from penaltyprop.backend import to_device, to_host
 

@@ -7,7 +7,8 @@ line after it). A gradient step on the same f with a step size above 2/L, L the 
 eigenvalue of the Hessian A A^T (Eq. 4), increases it.
 """
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from penaltyprop.backend import to_device
 from penaltyprop.prox import prox_cg, prox_exact, prox_gradient

@@ -116,7 +116,7 @@ def test_missing_cifar10_is_one_line(tmp_path, capsys):
 def test_paper_scale_is_the_papers_setting():
     """--scale paper: 45,000 images, 50 epochs, batch 500, the paper's networks."""
     for name, scales in SETTINGS.items():
-        assert set(scales) == {"tiny", "small", "paper"}
+        assert {"tiny", "small", "paper"} <= set(scales)
         paper = scales["paper"]
         assert (paper.data, paper.n_train, paper.hidden, paper.channels) == (
             "cifar10", None, PAPER_HIDDEN, PAPER_CHANNELS)
@@ -161,3 +161,38 @@ def test_labels_keys_and_settings_stay_as_earlier_runs_wrote_them(tmp_path):
     assert settings["numbers"] == {"data": "synthetic", "n_train": 64, "epochs": 2,
                                    "batch_size": 16, "hidden": [16, 8, 16], "channels": [2, 3, 3],
                                    "image_shape": [3, 8, 8]}
+
+
+def test_medium_is_table1_at_the_papers_width():
+    """--scale medium (issue 15): Table 1 with the paper's MLP and minibatch on 5,000 images."""
+    medium = SETTINGS["table1"]["medium"]
+    assert (medium.n_train, medium.epochs, medium.batch_size, medium.hidden) == (
+        5000, 20, 500, PAPER_HIDDEN)
+    with pytest.raises(ValueError, match="scale 'medium' is not defined for 'figure2'"):
+        run_experiment("figure2", scale="medium")
+
+
+def test_an_experiment_prints_its_time_estimate_first_and_locks_its_folder(tmp_path):
+    lines = []
+    run_experiment("figure2", scale="tiny", out=tmp_path, log=lines.append)
+    plan = [i for i, line in enumerate(lines) if line.startswith("[plan]")]
+    starts = [i for i, line in enumerate(lines) if "starting" in line]
+    assert len(plan) == 1 and plan[0] < starts[0]
+    assert "5 of 5 configurations to run: about" in lines[plan[0]]
+    again = []  # finished: nothing to estimate, nothing to run
+    run_experiment("figure2", scale="tiny", out=tmp_path, log=again.append)
+    assert not any(line.startswith("[plan]") for line in again)
+    from penaltyprop.runlock import LockedError, RunLock
+    with RunLock(tmp_path, what="experiment"):  # as another live experiment holds it
+        with pytest.raises(LockedError):
+            run_experiment("figure2", scale="tiny", out=tmp_path, log=again.append)
+
+
+def test_a_corrupt_results_file_is_one_error_naming_it(tmp_path):
+    (tmp_path / "results.json").write_text('{"settings": {"experiment": "fig')  # cut short
+    with pytest.raises(ValueError, match="results.json is not a penaltyprop results file"):
+        run_experiment("figure2", scale="tiny", out=tmp_path, log=lambda line: None)
+
+
+def test_format_duration():
+    assert [runner.format_duration(s) for s in (40, 420, 7500)] == ["40 s", "7 min", "2 h 05 min"]

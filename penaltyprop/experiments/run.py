@@ -108,23 +108,27 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     elif optimizer not in (experiment.optimizers or (experiment.optimizer,)):
         raise ValueError(f"optimizer must be one of {experiment.optimizers or None} for "
                          f"{name!r}, got {optimizer!r}")
+    if scale not in SETTINGS[name]:
+        raise ValueError(f"scale {scale!r} is not defined for {name!r} (it has "
+                         f"{', '.join(SETTINGS[name])})")
     settings = SETTINGS[name][scale]
     out = Path(out) if out is not None else default_out(name, scale, cg_variant, optimizer)
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
     store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
                         "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,
                         "data": repr(data)}, log=log)
-    t0 = time.perf_counter()
-    summary = experiment.run(store, data, settings, seed=seed, backend=backend,
-                             cg_variant=cg_variant, optimizer=optimizer)
-    title = (f"{name} ({experiment.section}), scale {scale}: {data.name} {len(data.y_train)} "
-             f"train / {len(data.y_val)} val / {len(data.y_test)} test" +
-             (f", {optimizer}" if optimizer else "") +
-             (", authors' CG" if cg_variant == "authors" else ""))
-    markdown = experiment.report(store, out, title, cg_variant=cg_variant)
-    store.data["summary"] = summary
-    store.data["wall_s_this_session"] = time.perf_counter() - t0
-    store.data["wall_s_all_runs"] = sum(r.get("wall_s", 0.0) for r in store.data["runs"].values())
-    store.save()
-    log(f"wrote {out / 'results.json'}, {name}.png, {name}.md")
+    with store:  # the experiment folder is ours until the end (a second run fails at once)
+        t0 = time.perf_counter()
+        summary = experiment.run(store, data, settings, seed=seed, backend=backend,
+                                 cg_variant=cg_variant, optimizer=optimizer)
+        title = (f"{name} ({experiment.section}), scale {scale}: {data.name} {len(data.y_train)} "
+                 f"train / {len(data.y_val)} val / {len(data.y_test)} test" +
+                 (f", {optimizer}" if optimizer else "") +
+                 (", authors' CG" if cg_variant == "authors" else ""))
+        markdown = experiment.report(store, out, title, cg_variant=cg_variant)
+        store.data["summary"] = summary
+        store.data["wall_s_this_session"] = time.perf_counter() - t0
+        store.data["wall_s_all_runs"] = sum(r.get("wall_s", 0.0) for r in store.data["runs"].values())
+        store.save()
+        log(f"wrote {out / 'results.json'}, {name}.png, {name}.md")
     return {**store.data, "markdown": markdown}

@@ -8,18 +8,24 @@ the per-epoch checkpoint that :func:`penaltyprop.train.train` writes under ``run
 from __future__ import annotations
 
 import json
-import os
+import math
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import optim
-from ..backend import host_rng
+from ..backend import get_backend, host_rng, to_device
 from ..backend import numpy as np
-from ..data import load_dataset
+from ..backend.instruments import synchronize
+from ..data import batch_last, load_dataset
 from ..data.base import Dataset
-from ..train import CHECKPOINT, format_epoch, train
+from ..forward import logits
+from ..fsutil import atomic_write_text
+from ..runlock import RunLock
+from ..train import CHECKPOINT, HISTORY, format_epoch, train
 
 RESULTS = "results.json"
 
@@ -74,15 +80,29 @@ class Store:
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / RESULTS
         self.log = log
+        self.lock = RunLock(self.out, what="experiment")
         settings = json.loads(json.dumps(settings))  # normalise tuples to lists
         if self.path.exists():
-            self.data = json.loads(self.path.read_text())
+            try:
+                self.data = json.loads(self.path.read_text())
+                assert isinstance(self.data, dict) and {"settings", "runs"} <= set(self.data)
+            except (ValueError, AssertionError):
+                raise ValueError(f"{self.path} is not a penaltyprop results file (corrupt or "
+                                 "cut short); move it away or choose another --out") from None
             if self.data["settings"] != settings:
                 raise ValueError(f"out {self.out} holds results of other settings "
                                  f"({self.data['settings']} != {settings}); choose another --out")
         else:
             self.data = {"settings": settings, "runs": {}, "extra": {}}
             self.save()
+
+    def __enter__(self):
+        """Hold the experiment folder's lock: a second experiment into it fails at once."""
+        self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
     def __contains__(self, key):
         return key in self.data["runs"]
@@ -95,12 +115,11 @@ class Store:
         self.save()
 
     def save(self):
-        """Write results.json atomically (temp file + os.replace)."""
-        tmp = self.path.with_name(f".{RESULTS}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        os.replace(tmp, self.path)
+        """Write results.json atomically (an owner-tagged temporary, then os.replace)."""
+        atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
-    def train(self, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy"):
+    def train(self, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy",
+              position=""):
         """Train one configuration, or return its stored record if it already finished.
 
         Parameters
@@ -121,12 +140,12 @@ class Store:
             return self[key]
         run_dir = self.out / "runs" / key
         resume = (run_dir / CHECKPOINT).exists()
-        self.log(f"[{key}] {'resuming' if resume else 'starting'}: {method.label}, "
-                 f"{optimizer!r}")
+        self.log(f"[{key}]{f' {position}' if position else ''} "
+                 f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
         t0 = time.perf_counter()
         result = train(net, data, optimizer, method, batch_size=scale.batch_size,
                        epochs=scale.epochs, seed=seed,
-                       backend=backend, out_dir=run_dir, resume=resume, progress=False,
+                       backend=backend, out_dir=run_dir, resume=resume, progress=None,
                        on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"))
         record = {"method": method.label, "method_options": method.config(),
                   "config": result.config, "history": result.history,
@@ -136,6 +155,102 @@ class Store:
         if not any(run_dir.parent.iterdir()):
             run_dir.parent.rmdir()
         return record
+
+
+# --------------------------------------------------------------------------- plan and estimate
+class Config(NamedTuple):
+    """One configuration of an experiment: its store key, network, optimizer and method."""
+
+    key: str
+    net: object
+    optimizer: object
+    method: object
+
+
+def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
+    """Train every configuration (resuming), after one line estimating the total time.
+
+    The estimate times one minibatch step of each configuration still to run (for a lifted
+    method: one sweep) and one evaluation pass, on this machine now, and multiplies by the
+    epochs left. It is printed before the long work starts.
+    """
+    todo = [c for c in configs if c.key not in store]
+    if todo:
+        seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
+        timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())
+        store.log(f"[plan] {len(todo)} of {len(configs)} configurations to run: about "
+                  f"{format_duration(seconds)} on this machine now (one step each: {timed})")
+    for i, c in enumerate(configs, start=1):
+        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=seed, backend=backend,
+                    position=f"{i}/{len(configs)}")
+
+
+def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
+    """``(seconds, {label: seconds of one step})`` for training ``configs`` on ``data``.
+
+    A configuration resumed from ``out/runs/KEY/`` counts only the epochs it has left.
+    """
+    steps, total = {}, 0.0
+    for c in configs:
+        t_step, per_epoch = _epoch_seconds(c, data, scale, backend, dtype)
+        steps[c.method.label] = t_step
+        total += per_epoch * (scale.epochs - _epochs_done(out / "runs" / c.key))
+    return total, steps
+
+
+def _epoch_seconds(c, data, scale, backend, dtype):
+    """(one step, one epoch with its evaluation) of configuration ``c``, timed."""
+    xp = get_backend(backend)
+    image_shape = tuple(data.image_shape) if len(c.net.input_shape) == 3 else None
+    N = len(data.y_train)
+    B = N if c.method.kind == "lifted" else min(scale.batch_size, N)  # lifted: full sweeps
+    X = batch_last(to_device(data.X_train[:B], xp, dtype), image_shape)
+    y = to_device(data.y_train[:B], xp)
+    theta = c.net.init(seed=0, dtype=dtype, backend=backend)
+    if c.method.kind == "lifted":
+        state = c.method.init_state(c.net, theta, X, y)
+        t_step = _timed(xp, lambda: c.method.sweep(c.net, theta, state, X, y), repeat=1)
+    else:
+        opt_state = c.optimizer.init(theta)
+
+        def step():
+            _, d = c.method.direction(c.net, theta, X, y, check=False)
+            c.optimizer.update(theta, d, opt_state)
+
+        t_step = _timed(xp, step)
+    batches = math.ceil(N / B)
+    t_eval = _timed(xp, lambda: logits(c.net, theta, X)) * math.ceil((N + len(data.y_val)) / B)
+    return t_step, t_step * batches + t_eval
+
+
+def _timed(xp, fn, repeat=2):
+    """Median seconds of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        synchronize(xp)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(xp)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _epochs_done(run_dir):
+    """Epochs an interrupted configuration already did (0 without a history)."""
+    try:
+        return max(len(json.loads((run_dir / HISTORY).read_text())["epoch"]) - 1, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def format_duration(seconds) -> str:
+    """``"2 h 05 min"``, ``"7 min"``, ``"40 s"``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def log_line(line):

@@ -11,7 +11,7 @@ from ..methods import BackProp, ProxProp
 from ..network import mlp
 from ..plotting import curve_panels, table1_figure
 from .report import fmt_loss, fmt_pct, markdown_table
-from .runner import make_optimizer
+from .runner import Config, make_optimizer, run_configs
 from .settings import TABLE1_TAUS
 
 # The paper's numbers, copied from its text (Sections 5.1-5.3) and Table 1.
@@ -60,9 +60,9 @@ def figure2_methods(cg_variant):
 
 def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
     """Train the five methods of Fig. 2 (resuming); returns one summary dict per method."""
-    for method, tau in figure2_runs(cg_variant):  # Nesterov momentum 0.95, batch 500
-        store.train(method.key, _mlp(data, scale), data, make_optimizer(optimizer, tau),
-                    method, scale, seed=seed, backend=backend)
+    run_configs(store, [Config(method.key, _mlp(data, scale), make_optimizer(optimizer, tau), method)
+                        for method, tau in figure2_runs(cg_variant)],  # Nesterov 0.95, batch 500
+                data, scale, seed=seed, backend=backend)
     return [_summary(store[m.key]) for m in figure2_methods(cg_variant)]
 
 
@@ -100,11 +100,10 @@ def table1_key(method, tau):
 
 def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
     """Train the 9 x 4 cells of Table 1 (resuming); returns :func:`table1_rows`."""
-    for tau in TABLE1_TAUS:
-        for method in table1_methods(cg_variant):
-            store.train(table1_key(method, tau), _mlp(data, scale), data,
-                        make_optimizer(optimizer, tau), method, scale, seed=seed,
-                        backend=backend)
+    run_configs(store, [Config(table1_key(method, tau), _mlp(data, scale),
+                               make_optimizer(optimizer, tau), method)
+                        for tau in TABLE1_TAUS for method in table1_methods(cg_variant)],
+                data, scale, seed=seed, backend=backend)
     return table1_rows(store, cg_variant)
 
 
@@ -151,11 +150,10 @@ def figure3_methods(cg_variant):
 
 def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam"):
     """Train the three methods of Fig. 3 on the CNN (resuming); one summary per method."""
-    for method in figure3_methods(cg_variant):
-        net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels,
-                  n_classes=data.n_classes)
-        store.train(method.key, net, data, make_optimizer(optimizer, 1e-3), method, scale,
-                    seed=seed, backend=backend)
+    net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels, n_classes=data.n_classes)
+    run_configs(store, [Config(method.key, net, make_optimizer(optimizer, 1e-3), method)
+                        for method in figure3_methods(cg_variant)],
+                data, scale, seed=seed, backend=backend)
     return [_summary(store[m.key]) for m in figure3_methods(cg_variant)]
 
 

@@ -64,6 +64,10 @@ def main(argv=None) -> int:
         message = " ".join(str(err).split())  # one line
         print(f"penaltyprop {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system: a full disk, permissions, a path that is a file
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"penaltyprop {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"penaltyprop {args.command}: interrupted", file=sys.stderr)
         return 130

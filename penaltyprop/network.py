@@ -23,7 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .backend import get_backend, host_rng, to_device
+from .checks import check_sizes
 from .nonlinearities import Elementwise, Identity, get_activation
+from .pooling import fuse
 from .transfer import Linear, LinearTransfer
 
 
@@ -31,18 +33,30 @@ class Compose:
     r"""Composition :math:`\sigma = s_k \circ \cdots \circ s_1` of parameter-free maps.
 
     ``vjp`` applies the chain rule backwards: :math:`\nabla\sigma(z) v = \nabla s_1(z_0)
-    \cdots \nabla s_k(z_{k-1}) v` with :math:`z_0 = z`, :math:`z_i = s_i(z_{i-1})`.
+    \cdots \nabla s_k(z_{k-1}) v` with :math:`z_0 = z`, :math:`z_i = s_i(z_{i-1})`
+    (:meth:`chain`, :meth:`chain_vjp`). For ReLU followed by max pooling, the sigma of a conv
+    block, ``fused`` holds an equal, faster form (:class:`penaltyprop.pooling.ReLUMaxPool`),
+    which ``__call__`` and ``vjp`` use.
     """
 
     def __init__(self, maps):
         self.maps = list(maps)
+        self.fused = fuse(self.maps)  # None unless the chain has a fused form
 
     def __call__(self, z):
+        return self.chain(z) if self.fused is None else self.fused(z)
+
+    def vjp(self, z, v):
+        return self.chain_vjp(z, v) if self.fused is None else self.fused.vjp(z, v)
+
+    def chain(self, z):
+        """The maps one after the other: s_k(... s_1(z))."""
         for s in self.maps:
             z = s(z)
         return z
 
-    def vjp(self, z, v):
+    def chain_vjp(self, z, v):
+        """The chain rule, map by map, backwards."""
         inputs = []
         for s in self.maps:
             inputs.append(z)
@@ -194,12 +208,9 @@ def mlp(sizes, activation="relu"):
     -------
     Network with L-1 = len(sizes) - 1 linear layers :math:`\phi(\theta, a) = W a + b 1^\top`.
     """
-    sizes = list(sizes)
+    sizes = check_sizes(sizes)  # Python or NumPy integers >= 1, as ints
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output width, got {sizes!r}")
-    for n in sizes:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"sizes must be positive integers, got {sizes!r}")
     if not isinstance(activation, Elementwise):
         get_activation(activation)  # raises ValueError for an unknown name
     layers = []

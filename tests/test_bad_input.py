@@ -212,3 +212,11 @@ def test_exact_prox_on_huge_inputs_says_what_happened_and_what_to_do(system):
     y = rng.integers(0, 10, N)
     with pytest.raises(ValueError, match=r"exact prox: .*not positive definite.*Scale the data"):
         pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="exact", exact_system=system)
+
+
+def test_mlp_takes_numpy_integer_sizes_and_refuses_others():
+    """Layer sizes from NumPy (np.int64, an array) build the same network as Python ints."""
+    assert repr(pp.mlp(np.array([6, 5, 3]))) == repr(pp.mlp([6, 5, 3]))
+    for bad in ([6, 5.5, 3], [6, 0, 3], [6, True, 3]):
+        with pytest.raises(ValueError, match="sizes must be positive integers"):
+            pp.mlp(bad)

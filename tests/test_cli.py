@@ -205,3 +205,29 @@ def test_every_registered_method_trains_from_the_command_line(capsys):
                               "1", "--no-progress", *batch, *tau)
         assert code == 0, (name, err)
         assert cls().label in out and ("final: train loss" in out or "diverged" in out)
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["demo", "--epochs", "1"],
+                                     ["experiment", "figure2", "--scale", "tiny"]])
+def test_an_out_that_is_a_file_is_one_line_before_any_work(capsys, tmp_path, command):
+    """--out pointing at a file (or a read-only place) fails at once, naming the flag and path,
+    instead of a traceback after the work (issue 14)."""
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    code, out, err = _run(capsys, *command, "--out", str(target))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and str(target) in lines[0]
+    assert "epoch" not in out  # nothing was trained
+
+
+def test_os_errors_are_one_line_naming_the_path(capsys, monkeypatch):
+    import penaltyprop.commands.demo as demo
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/some/where/demo.png")
+
+    monkeypatch.setattr(demo, "load_dataset", full_disk)
+    code, out, err = _run(capsys, "demo", "--epochs", "1")
+    assert code == 2
+    assert err.strip() == "penaltyprop demo: error: /some/where/demo.png: No space left on device"

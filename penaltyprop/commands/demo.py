@@ -9,6 +9,7 @@ import penaltyprop as pp
 
 from .. import optim
 from ..data import load_dataset
+from ..fsutil import check_writable_dir
 from ..model_spec import build_model
 from ..train import train
 from .common import (
@@ -54,6 +55,7 @@ def add(subparsers):
 
 
 def run(args) -> int:
+    check_writable_dir(args.out, "--out")  # before the runs, not after them
     ds = load_dataset("digits")
     net, model = build_model(DEMO_MODEL, ds)
     say(f"demo: {model} on {describe_data(ds)}; {args.epochs} epochs, minibatches of "

@@ -6,6 +6,7 @@ import sys
 from ..backend import BACKENDS
 from ..data import DataError
 from ..experiments import EXPERIMENTS, SCALES, run_experiment
+from ..fsutil import check_writable_dir
 from ..prox import CG_VARIANTS
 
 
@@ -46,6 +47,8 @@ def add_arguments(parser):
 
 def run(args) -> int:
     """Run the ``experiment`` command; returns the exit status (2 for missing data)."""
+    if args.out is not None:  # before the data and the long work
+        check_writable_dir(args.out, "--out")
     try:
         result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
                                 seed=args.seed, backend=args.backend,

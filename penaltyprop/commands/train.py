@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .. import optim
 from ..data import DATASETS, load_dataset
+from ..fsutil import check_writable_dir
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
 from ..train import format_epoch, train
@@ -94,6 +95,8 @@ def add(subparsers):
 def run(args) -> int:
     method, tau = settings(args)
     lifted = method.kind == "lifted"
+    if args.out is not None:  # before the data and the long work: a file, read-only, full disk
+        check_writable_dir(args.out, "--out")
     ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
                       dtype=args.dtype, download=args.download)
     try:

@@ -66,7 +66,8 @@ def why(err: OSError) -> str:
     return err.strerror or type(err).__name__
 
 
-def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYTES) -> Path:
+def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYTES,
+                       create=True) -> Path:
     """Create the folder ``path`` if needed and check that a file can be written there.
 
     Call it before long work starts, so that a run does not fail after hours on its first write.
@@ -80,10 +81,13 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
         Raised on failure (a ValueError subclass such as ``DataError``).
     min_free_bytes : int
         The folder's disk must have at least this many bytes free.
+    create : bool
+        False: leave a missing folder missing and check the closest existing folder above it
+        instead (for a check before work that may still fail, e.g. on missing data).
 
     Returns
     -------
-    pathlib.Path of the folder, which exists now.
+    pathlib.Path of the folder, which exists now (with ``create``).
 
     Raises
     ------
@@ -94,12 +98,19 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise error(f"{name} {path} is a file, not a folder")
+    target = path
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a parent is a file, permissions, read-only file system
+            raise error(f"{name} {path}: cannot create the folder ({why(err)})") from err
+    else:
+        while not target.exists():
+            target = target.parent
+        if not target.is_dir():
+            raise error(f"{name} {path}: cannot create the folder ({target} is a file)")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a parent is a file, permissions, read-only file system
-        raise error(f"{name} {path}: cannot create the folder ({why(err)})") from err
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=f".write-test-{owner_tag()}-",
+        fd, probe = tempfile.mkstemp(dir=target, prefix=f".write-test-{owner_tag()}-",
                                      suffix=".tmp")
         try:
             os.write(fd, b"\0" * 4096)  # a block: a full disk refuses it
@@ -107,7 +118,7 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
         finally:
             os.close(fd)
             os.unlink(probe)
-        free = shutil.disk_usage(path).free
+        free = shutil.disk_usage(target).free
     except OSError as err:  # read-only, permissions, no space left
         raise error(f"{name} {path} is not writable ({why(err)})") from err
     if free < min_free_bytes:

@@ -27,20 +27,16 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from .backend import array_module, get_backend, host_rng, rng_state, set_rng_state, to_device, to_float
+from .backend import array_module, get_backend, host_rng, rng_state, to_device, to_float
 from .backend import numpy as np
-from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from .checks import check_choice, check_int, check_labels, check_problem, check_X
-from .data import batch_last, fingerprint
+from .checkpoint import remove_stale_temporaries, save_checkpoint
+from .checks import check_int, check_problem
 from .fsutil import atomic_write_text, check_writable_dir, remove_stale, temporaries
 from .history import SERIES, evaluate, format_epoch, new_history
-from .methods import BackProp, Method
+from .methods import BackProp
 from .optim import OptState
+from .runconfig import CHECKPOINT, DTYPES, HISTORY, device_data, make_config, start
 from .runlock import RunLock
-
-DTYPES = ("float32", "float64")
-CHECKPOINT = "checkpoint.npz"
-HISTORY = "history.json"
 
 __all__ = ["CHECKPOINT", "DTYPES", "HISTORY", "SERIES", "TrainResult", "evaluate", "format_epoch",
            "new_history", "train"]
@@ -129,7 +125,7 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
         checkpoint when ``resume`` is false.
     """
     method = BackProp() if method is None else method
-    config = _make_config(net, data, optimizer, method, batch_size=batch_size, epochs=epochs,
+    config = make_config(net, data, optimizer, method, batch_size=batch_size, epochs=epochs,
                           seed=seed, dtype=dtype, backend=backend, eval_chunk=eval_chunk)
     run = dict(theta=theta, resume=resume, progress=progress, on_epoch=on_epoch,
                check_every=check_int(check_every, "check_every", 1))
@@ -147,12 +143,12 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
     """The loop of :func:`train`, on checked settings (and in its locked ``out_dir``)."""
     batch_size, epochs, eval_chunk = config["batch_size"], config["epochs"], config["eval_chunk"]
     xp = get_backend(config["backend"])
-    X, y, X_val, y_val, X_test, y_test = _device_data(net, data, xp, config["dtype"])
+    X, y, X_val, y_val, X_test, y_test = device_data(net, data, xp, config["dtype"])
     N = X.shape[-1]
 
     # Where the run starts: a checkpoint, given parameters, or net.init.
     rng = host_rng([config["seed"], 1])  # the minibatch order; independent of net.init(seed)
-    theta, state, history = _start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
+    theta, state, history = start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
     # theta's structure, dtype and backend; X and y. A diverged run's checkpoint may hold
     # non-finite theta: the evaluation below reports that, so finiteness is not checked here.
     check_problem(net, theta, X, y, finite_theta=False)
@@ -269,100 +265,6 @@ def _sweep_epoch(net, method, theta, method_state, X, y):
 
 
 # --------------------------------------------------------------------------- helpers
-def _device_data(net, data, xp, dtype):
-    """Train, validation and test arrays on the device, batch-last, cast; val/test checked."""
-    image_shape = tuple(data.image_shape) if len(net.input_shape) == 3 else None
-    arrays = []
-    for X, y, name in ((data.X_train, data.y_train, "X_train"), (data.X_val, data.y_val, "X_val"),
-                       (data.X_test, data.y_test, "X_test")):
-        X, y = batch_last(to_device(X, xp, dtype), image_shape), to_device(y, xp)
-        if name != "X_train":  # the training data are checked with theta (check_problem)
-            check_X(net, X, name)
-            check_labels(net, y, X.shape[-1], like=X)
-        arrays += [X, y]
-    return arrays
-
-
-def _start(net, optimizer, method, config, theta, out_dir, resume, rng, xp):
-    """``(theta, optimizer state, history)`` of a new run, or of the checkpoint to resume."""
-    if resume:
-        if theta is not None:
-            raise ValueError("theta and resume=True exclude each other: a resumed run "
-                             "continues from its checkpoint")
-        if out_dir is None:
-            raise ValueError("resume=True needs the out_dir of the run to continue")
-        return _resume(out_dir / CHECKPOINT, config, rng, xp)
-    if out_dir is not None and (out_dir / CHECKPOINT).exists():
-        raise ValueError(f"out_dir {out_dir} already holds {CHECKPOINT}: resume it "
-                         f"(resume=True, --resume) or choose another out_dir")
-    if theta is None:
-        theta = net.init(seed=config["seed"], dtype=config["dtype"], backend=config["backend"])
-    state = OptState(0, {}) if optimizer is None else optimizer.init(theta)
-    return theta, state, new_history()
-
-
-def _make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype, backend,
-                 eval_chunk):
-    """Check every setting once and return them as a JSON-able dict."""
-    if not isinstance(method, Method):
-        raise ValueError(f"method must be a method object of penaltyprop.methods (e.g. "
-                         f"pp.ProxProp(solver='exact')), got {method!r}")
-    if method.kind == "lifted" and optimizer is not None:
-        raise ValueError(f"method {method.label} updates theta itself by sweeps: pass "
-                         f"optimizer=None")
-    if method.kind == "oracle":
-        for attr in ("init", "update", "config"):
-            if not hasattr(optimizer, attr):
-                raise ValueError(f"optimizer must come from penaltyprop.optim (sgd, adam), "
-                                 f"got {optimizer!r}")
-    for attr in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "image_shape"):
-        if not hasattr(data, attr):
-            raise ValueError(f"data must be a penaltyprop.data.Dataset, got {type(data).__name__}")
-    shape = (data.n_features,) if len(net.input_shape) == 1 else tuple(data.image_shape)
-    if tuple(net.input_shape) != shape:
-        raise ValueError(f"the network takes inputs of shape {net.input_shape}, the data set "
-                         f"{data.name!r} has samples of shape {shape}")
-    if net.n_classes != data.n_classes:
-        raise ValueError(f"the network has {net.n_classes} outputs, the data set "
-                         f"{data.name!r} has {data.n_classes} classes")
-    N = len(data.y_train)
-    batch_size = check_int(batch_size, "batch_size", 1)
-    if batch_size > N:
-        raise ValueError(f"batch_size={batch_size} is larger than the training set "
-                         f"({N} samples)")
-    check_choice(str(dtype), "dtype", DTYPES)
-    get_backend(backend)  # raises ValueError for an unknown or unavailable backend
-    return {"net": repr(net), "data": {"name": data.name, "n_train": N,
-                                       "n_val": len(data.y_val), "n_test": len(data.y_test),
-                                       "fingerprint": fingerprint(data)},
-            "method": method.config(),
-            "optimizer": None if optimizer is None else optimizer.config,
-            "batch_size": batch_size, "epochs": check_int(epochs, "epochs", 1),
-            "seed": check_int(seed, "seed", 0), "dtype": str(dtype), "backend": backend,
-            "eval_chunk": check_int(eval_chunk, "eval_chunk", 1)}
-
-
-def _resume(path, config, rng, xp):
-    """Parameters, optimizer state and history from a checkpoint; restores ``rng``."""
-    if not path.exists():
-        raise ValueError(f"no checkpoint to resume: {path} does not exist")
-    ckpt = load_checkpoint(path, xp, history_keys=tuple(new_history()))
-    free = ("epochs", "backend", "eval_chunk")  # extend a run, move it, evaluate differently
-    old = ckpt["config"]
-    if "fingerprint" not in old.get("data", {}):  # a checkpoint from before fingerprints
-        config = {**config, "data": {k: v for k, v in config["data"].items() if k != "fingerprint"}}
-    differ = sorted(k for k in set(old) | set(config)
-                    if k not in free and old.get(k) != config.get(k))
-    if differ:
-        detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in differ)
-        raise ValueError(f"cannot resume {path} with different settings ({detail})")
-    set_rng_state(rng, ckpt["rng_state"])
-    history = ckpt["history"]
-    history.setdefault("diagnostics", [])
-    history["test_loss"] = history["test_acc"] = None  # recomputed after the last epoch
-    return ckpt["theta"], ckpt["opt_state"], history
-
-
 def _write_json(path, obj):
     """Write JSON atomically (an owner-tagged temporary, then os.replace)."""
     atomic_write_text(path, json.dumps(obj, indent=1))

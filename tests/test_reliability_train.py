@@ -63,3 +63,15 @@ def test_resume_on_other_data_of_the_same_size_is_refused(tmp_path, digits):
     with pytest.raises(ValueError, match="different settings.*data"):
         train(_net(), other, optim.sgd(0.1), epochs=2, out_dir=tmp_path, resume=True, **KW)
     assert np.array_equal(other.X_train[0], digits.X_train[-1])  # the data really differ
+
+
+def test_a_check_before_the_work_creates_nothing(tmp_path):
+    """The command line checks --out before loading data (create=False): a missing folder stays
+    missing (nothing is left behind if the data turn out to be missing), a file above it is named."""
+    from penaltyprop.fsutil import check_writable_dir
+
+    check_writable_dir(tmp_path / "a" / "b", "--out", create=False)
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match=r"--out .*f/b: cannot create the folder \(.*f is a file\)"):
+        check_writable_dir(tmp_path / "f" / "b", "--out", create=False)

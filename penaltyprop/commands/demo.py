@@ -55,7 +55,7 @@ def add(subparsers):
 
 
 def run(args) -> int:
-    check_writable_dir(args.out, "--out")  # before the runs, not after them
+    check_writable_dir(args.out, "--out", create=False)  # before the runs, not after them
     ds = load_dataset("digits")
     net, model = build_model(DEMO_MODEL, ds)
     say(f"demo: {model} on {describe_data(ds)}; {args.epochs} epochs, minibatches of "

@@ -42,18 +42,22 @@ def add_arguments(parser):
                              "figure3)")
     parser.add_argument("--optimizer", choices=("nesterov", "sgd"), default=None,
                         help="table1 only: Nesterov momentum 0.95 (default) or plain SGD")
+    parser.add_argument("--mnist-csv", metavar="PATH", default=None,
+                        help="family only: read MNIST from this CSV file (784 pixels and the "
+                             "label per line, e.g. a 5,000-image subset; split at random, "
+                             "fixed) instead of the full set")
     return parser
 
 
 def run(args) -> int:
     """Run the ``experiment`` command; returns the exit status (2 for missing data)."""
     if args.out is not None:  # before the data and the long work
-        check_writable_dir(args.out, "--out")
+        check_writable_dir(args.out, "--out", create=False)
     try:
         result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
                                 seed=args.seed, backend=args.backend,
                                 cg_variant=args.cg_variant, optimizer=args.optimizer,
-                                download=args.download)
+                                download=args.download, mnist_csv=args.mnist_csv)
     except DataError as err:
         print(f"penaltyprop experiment: {err} (command line: --data-dir DIR or --download)",
               file=sys.stderr)

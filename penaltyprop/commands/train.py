@@ -96,7 +96,7 @@ def run(args) -> int:
     method, tau = settings(args)
     lifted = method.kind == "lifted"
     if args.out is not None:  # before the data and the long work: a file, read-only, full disk
-        check_writable_dir(args.out, "--out")
+        check_writable_dir(args.out, "--out", create=False)
     ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
                       dtype=args.dtype, download=args.download)
     try:

@@ -20,7 +20,8 @@ LAYERS = {
     "forward": 2, "checks": 2, "model_spec": 2,
     "penalty": 3, "cg": 3, "authors_cg": 3, "prox": 3,
     "algorithms": 4, "methods": 4, "trace": 4,
-    "optim": 5, "checkpoint": 5, "history": 5, "train": 5, "runconfig": 5, "data": 5, "runlock": 5, "fsutil": 5,
+    "optim": 5, "checkpoint": 5, "history": 5, "train": 5, "runconfig": 5, "data": 5,
+    "runlock": 5, "fsutil": 5,
     "experiments": 6, "bench": 6, "plotting": 6, "cli": 6, "commands": 6, "__main__": 6,
 }
 

@@ -5,7 +5,9 @@
   against cumulative training time; validation accuracy per epoch);
 * :func:`curve_panels`: Figs. 2 and 3 of the experiments, one panel per pair of history keys;
 * :func:`table1_figure`: Table 1 drawn as final loss against the step size tau;
-* :func:`spectra_figure`: the eigenvalues of Section 4.1 (conditioning).
+* :func:`spectra_figure`: the eigenvalues of Section 4.1 (conditioning);
+* :func:`residuals_figure`: the lifted methods' objective and constraint residuals per sweep
+  (the family comparison, issue 13).
 
 Figures are drawn with matplotlib's object-oriented API (``matplotlib.figure.Figure``,
 never pyplot) on an Agg canvas, so saving a PNG needs no display, selects no GUI backend and
@@ -135,4 +137,41 @@ def spectra_figure(spectra, path, title):
     ax.set_title(textwrap.fill(title, 70), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    fig.savefig(path)
+
+
+def residuals_figure(records, path, title):
+    r"""The lifted methods' diagnostics against sweeps: three panels (log scale).
+
+    Panels: the objective per sample (F/N, or the augmented Lagrangian for ADMM), the
+    linear residual :math:`(\sum_l\|z_l - \phi(\theta_l, a_{l-1})\|^2)^{1/2}` and the
+    nonlinear residual :math:`(\sum_l\|a_l - \sigma(z_l)\|^2)^{1/2}`, both divided by
+    :math:`\sqrt N` (per-sample root mean square).
+
+    Parameters
+    ----------
+    records : list of (label, diagnostics, N): ``diagnostics`` is ``history["diagnostics"]``
+        of a lifted run (one dict per sweep, from sweep 0), N its number of samples.
+    path : where to write the PNG.
+    """
+    fig = Figure(figsize=(3.6 * 3, 2.9), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 3)
+    labels = ("objective / N", "linear residual / sqrt(N)", "nonlinear residual / sqrt(N)")
+    for label, diagnostics, N in records:
+        sweeps = [d["sweeps"] for d in diagnostics]
+        series = ([d["objective"] / N for d in diagnostics],
+                  [math.sqrt(sum(r * r for r in d["residual_z"]) / N) for d in diagnostics],
+                  [math.sqrt(sum(r * r for r in d["residual_a"]) / N) for d in diagnostics])
+        for ax, ys in zip(axes, series):
+            # sweep 0 starts from a forward pass: both residuals are exactly 0 there
+            pts = [(s, v) for s, v in zip(sweeps, ys) if v > 0 and math.isfinite(v)]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", markersize=4,
+                    label=label)
+    for ax, ylabel in zip(axes, labels):
+        ax.set_xlabel("sweep")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.savefig(path)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..backend import BACKENDS
-from . import conditioning, training
+from . import conditioning, family, training
 from .runner import Store, load_data, log_line
-from .settings import SCALES, SETTINGS
+from .settings import FAMILY_SETTINGS, SCALES, SETTINGS
 
 
 class Experiment(NamedTuple):
@@ -29,6 +29,10 @@ class Experiment(NamedTuple):
     methods : ``methods(cg_variant) -> [method, ...]``, the training methods it compares
         (None: it trains nothing, and takes no ``cg_variant``).
     optimizers : the optimizers it accepts (default: only its own).
+    runner : optional ``runner(scale_name, scale, *, data_dir, out, seed, backend, download,
+        mnist_csv, log) -> dict`` that runs the whole experiment instead of ``run`` and
+        ``report`` (the family comparison: several data sets, a store each).
+    scales : optional ``{scale: numbers}`` of an experiment that is not in ``SETTINGS``.
     """
 
     run: Callable
@@ -37,6 +41,8 @@ class Experiment(NamedTuple):
     section: str
     methods: Callable | None = None
     optimizers: tuple = ()
+    runner: Callable | None = None
+    scales: dict | None = None
 
 
 #: name -> :class:`Experiment`
@@ -49,6 +55,9 @@ EXPERIMENTS = {
                           "Section 5.3, Fig. 3", training.figure3_methods),
     "conditioning": Experiment(conditioning.run_conditioning, conditioning.report_conditioning,
                                None, "Section 4.1"),
+    "family": Experiment(None, None, None, "issue 13, the penalty-training family",
+                         family.family_methods, runner=family.run_family,
+                         scales=FAMILY_SETTINGS),
 }
 
 
@@ -60,7 +69,8 @@ def default_out(name, scale, cg_variant="textbook", optimizer=None) -> Path:
 
 
 def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, backend="numpy",
-                   cg_variant="textbook", optimizer=None, download=False, log=log_line) -> dict:
+                   cg_variant="textbook", optimizer=None, download=False, log=log_line,
+                   mnist_csv=None) -> dict:
     """Run (or resume) one experiment and write its results, figure and table.
 
     Parameters
@@ -78,6 +88,8 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     optimizer : table1 only: ``"nesterov"`` (default, momentum 0.95) or ``"sgd"`` (plain).
     download : bool, download CIFAR-10 when it is missing.
     log : callable taking one line of progress.
+    mnist_csv : path-like, family only: an MNIST CSV file (784 pixels and the label per
+        line, :mod:`penaltyprop.data.mnist_csv`) used instead of the full MNIST set.
 
     Returns
     -------
@@ -108,11 +120,19 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     elif optimizer not in (experiment.optimizers or (experiment.optimizer,)):
         raise ValueError(f"optimizer must be one of {experiment.optimizers or None} for "
                          f"{name!r}, got {optimizer!r}")
-    if scale not in SETTINGS[name]:
+    scales = SETTINGS[name] if experiment.scales is None else experiment.scales
+    if scale not in scales:
         raise ValueError(f"scale {scale!r} is not defined for {name!r} (it has "
-                         f"{', '.join(SETTINGS[name])})")
-    settings = SETTINGS[name][scale]
+                         f"{', '.join(scales)})")
+    settings = scales[scale]
     out = Path(out) if out is not None else default_out(name, scale, cg_variant, optimizer)
+    if experiment.runner is not None:  # several data sets: the experiment runs itself
+        return experiment.runner(scale, settings, data_dir=data_dir, out=out, seed=seed,
+                                 backend=backend, download=download, mnist_csv=mnist_csv,
+                                 log=log)
+    if mnist_csv is not None:
+        uses = tuple(k for k, e in EXPERIMENTS.items() if e.runner is not None)
+        raise ValueError(f"mnist_csv only applies to {uses}, not {name!r}")
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
     store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
                         "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,

@@ -81,3 +81,65 @@ SETTINGS = {
         "tiny": Scale(**_TINY),
     },
 }
+
+
+# --------------------------------------------------------------------------- the family (issue 13)
+@dataclass(frozen=True)
+class FamilyData:
+    """One data set of the family comparison and the MLP trained on it.
+
+    Attributes
+    ----------
+    data : ``"synthetic"``, ``"digits"``, ``"mnist"`` (the full set, or the CSV file given
+        to the experiment) or ``"cifar10"``.
+    n_train : int or None, training images kept (None: all).
+    hidden : tuple of int, the hidden widths of the ReLU MLP.
+    source_bcd : bool, also train BCD in its sources' setting (squared loss, 3 x 1500, 50
+        sweeps).
+    """
+
+    data: str
+    n_train: int | None = None
+    hidden: tuple = (100, 100)
+    source_bcd: bool = False
+
+
+@dataclass(frozen=True)
+class FamilyScale:
+    """The numbers of the family comparison at one scale.
+
+    Attributes
+    ----------
+    datasets : tuple of :class:`FamilyData`.
+    epochs : int, epochs of the oracle methods = full-batch sweeps of the lifted ones.
+    batch_size : int, minibatch of the oracle methods (BackProp, ProxProp, AltMin).
+    image_shape : (C, H, W) of the synthetic images.
+    """
+
+    datasets: tuple
+    epochs: int = 50
+    batch_size: int = 500
+    image_shape: tuple = TINY_IMAGE
+
+    def as_dict(self) -> dict:
+        """JSON-able (tuples become lists)."""
+        return {"datasets": [{**asdict(d), "hidden": list(d.hidden)} for d in self.datasets],
+                "epochs": self.epochs, "batch_size": self.batch_size,
+                "image_shape": list(self.image_shape)}
+
+
+#: FAMILY_SETTINGS[scale] -> FamilyScale (apart from SETTINGS, whose entries are the
+#: one-data-set :class:`Scale` of the paper's experiments)
+FAMILY_SETTINGS = {
+    # the sources' networks: MNIST 3 x 1500 (BCD), CIFAR-10 2 x 500 (alternating minimisation)
+    "paper": FamilyScale((FamilyData("digits", None, (100, 100)),
+                          FamilyData("mnist", None, (1500, 1500, 1500), True),
+                          FamilyData("cifar10", None, (500, 500))), epochs=50, batch_size=500),
+    # minutes on two busy cores: MNIST 784-300-10 (the ADMM report's network), 3,500 images
+    # of the 5k CSV (or the full set's first 3,500), 4,000 CIFAR-10 images, 20 epochs, batch 100
+    "small": FamilyScale((FamilyData("digits", None, (100, 100)),
+                          FamilyData("mnist", 3500, (300,), True),
+                          FamilyData("cifar10", 4000, (500, 500))), epochs=20, batch_size=100),
+    "tiny": FamilyScale((FamilyData("synthetic", 64, (16, 16)),
+                         FamilyData("digits", 200, (16, 16))), epochs=2, batch_size=32),
+}

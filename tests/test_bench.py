@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import penaltyprop as pp
-from penaltyprop import bench
+from penaltyprop import bench, cli
 from penaltyprop.backend import numpy as np
 from penaltyprop.backend.instruments import peak_memory, synchronize
 from penaltyprop.commands.bench import main as bench_main
@@ -35,7 +35,8 @@ targets = _load_targets()
 TINY = ["--model", "20-16-10", "--batch-size", "8", "--repetitions", "2"]
 MODE_KEYS = {"label", "method", "solver", "cg_iterations", "median_s", "min_s", "max_s", "q1_s",
              "q3_s", "times_s", "gflop", "gflops", "fraction_of_peak", "ratio_to_backprop",
-             "matrix_floor_ratio", "epoch_s", "model_s", "peak_memory_bytes"}
+             "matrix_floor_ratio", "epoch_s", "model_s", "peak_memory_bytes",
+             "kind", "ratio_to_floor"}  # issue 13: oracle or lifted; x BP over the floor
 EXACT = pp.ProxProp(solver="exact")
 
 
@@ -324,3 +325,79 @@ def test_the_cli_has_the_bench_command(tmp_path):
     out = tmp_path / "b.json"
     assert cli.main(["bench", *TINY, "--modes", "backprop", "--json", str(out)]) == 0
     assert [m["label"] for m in json.loads(out.read_text())["modes"]] == ["BackProp"]
+
+
+# --------------------------------------------------------------------------- the family (issue 13)
+FAMILY_SHAPES = [(3, 4, 5), (2, 3, 5)]  # (n_out, m, K): layers 4 -> 3 -> 2 on K = N = 5 samples
+
+
+def test_bcd_sweep_flops_match_a_hand_count():
+    """Per layer: its forward product once, the theta-prox (primal here: K = 5 >= m + 1),
+    and for layer 2 the a-step, solved with W W^T (n = 2 < m = 3)."""
+    layer1 = (2 * 3 * 4 * 5  # W_1 a_0
+              + 16 * 5 + 2 * 3 * 4 * 5 + 5**3 / 3 + 2 * 25 * 3)  # P P^T, R A^T, Cholesky 5x5, 3 rhs
+    layer2 = (2 * 2 * 3 * 5
+              + 9 * 5 + 2 * 2 * 3 * 5 + 4**3 / 3 + 2 * 16 * 2
+              + 2 * 2 * 3 * 5 + 4 * 3 + 2**3 / 3 + 2 * 4 * 5 + 2 * 2 * 3 * 5)  # r, WW^T, solve, W^T
+    assert bench.step_flops(FAMILY_SHAPES, pp.BCD()) == pytest.approx(layer1 + layer2)
+    assert bench.matrix_floor(FAMILY_SHAPES, pp.BCD()) == pytest.approx(
+        (layer1 + layer2) / (2 * (120 + 60) + 60))
+
+
+def test_admm_sweep_flops_match_a_hand_count():
+    """Per layer: residual and new product (2 x 2nmK), the least-squares prox; the a-step."""
+    layer1 = 4 * 3 * 4 * 5 + (16 * 5 + 2 * 3 * 4 * 5 + 5**3 / 3 + 2 * 25 * 3)
+    layer2 = (4 * 2 * 3 * 5 + (9 * 5 + 2 * 2 * 3 * 5 + 4**3 / 3 + 2 * 16 * 2)
+              + (2 * 2 * 3 * 5 + 4 * 3 + 2**3 / 3 + 2 * 4 * 5 + 2 * 2 * 3 * 5))
+    assert bench.step_flops(FAMILY_SHAPES, pp.ADMM()) == pytest.approx(layer1 + layer2)
+
+
+def test_altmin_step_flops_match_a_hand_count():
+    """Forward and direction per layer (2 x 2nmK); the code below layer 2: 5 steps of a
+    forward and an adjoint product, less the first forward; layer 2 at the new code."""
+    g1, g2 = 2 * 3 * 4 * 5, 2 * 2 * 3 * 5
+    assert bench.step_flops(FAMILY_SHAPES, pp.AltMin()) == 2 * g1 + 2 * g2 + 9 * g2 + g2
+    assert bench.step_flops(FAMILY_SHAPES, pp.AltMin(inputs="forward")) == \
+        2 * g1 + 2 * g2 + 9 * g2
+    assert bench.step_flops(FAMILY_SHAPES, pp.AltMin(inner_steps=0)) == 2 * g1 + 2 * g2
+
+
+def test_batch_space_prox_and_a_step_counts():
+    """K < m + 1 picks the K x K system; n >= m solves with W^T W."""
+    from penaltyprop.bench.flops import a_step_flops, exact_prox_flops
+    assert exact_prox_flops(3, 6, 4, "batch") == 16 * 6 + 4**3 / 3 + 2 * 16 * 3 + 2 * 3 * 6 * 4
+    assert a_step_flops(5, 3, 4) == 2 * 5 * 3 * 4 + 9 * 5 + 3**3 / 3 + 2 * 9 * 4 + 2 * 5 * 3 * 4
+
+
+def test_bench_method_times_a_lifted_sweep_against_its_floor(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench_main([*TINY, "--method", "bcd", "--alpha", "2", "--no-breakdown",
+                       "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["modes"]
+    assert [r["label"] for r in rows] == ["BackProp", "BCD"]
+    bcd = rows[1]
+    assert bcd["kind"] == "lifted" and bcd["method"]["alpha"] == 2.0
+    assert bcd["matrix_floor_ratio"] == pytest.approx(
+        bench.matrix_floor([(16, 20, 8), (10, 16, 8)], pp.BCD()))
+    assert bcd["ratio_to_floor"] == pytest.approx(bcd["ratio_to_backprop"]
+                                                  / bcd["matrix_floor_ratio"])
+    assert bcd["epoch_s"] is None  # a sweep over the batch is no multiple of an epoch
+
+
+def test_bench_method_takes_the_presets_flags_as_the_methods_settings(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench_main([*TINY, "--method", "proxprop", "--solver", "cg", "--cg-iterations", "3",
+                       "--tau-theta", "0.5", "--no-breakdown", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["modes"][1]
+    assert row["label"] == "ProxProp (cg3)" and row["method"]["tau_theta"] == 0.5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rho", "2"], "--rho is a method setting"),
+    (["--method", "bcd", "--modes", "exact"], "--modes"),
+    (["--method", "proxprop", "--cg-iterations", "1", "3"], "one k"),
+    (["--method", "bcd", "--tau-theta", "1"], "--tau-theta only applies"),
+])
+def test_bench_method_flags_are_checked(argv, message, capsys):
+    assert cli.main(["bench", *TINY, *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -7,8 +7,17 @@ factorisation n^3/3, two triangular solves with r right-hand sides 2n^2 r
 CG's vector updates, the update) counts zero: it is memory-bound, and the bench's table shows
 what it costs in time.
 
-Every method shares BackProp's products (:func:`base_flops`); :data:`EXTRA_FLOPS` holds, per
-registered method name, what it adds. A method without an entry has no flop count (None).
+Every oracle method shares BackProp's products (:func:`base_flops`); :data:`EXTRA_FLOPS`
+holds, per registered method name, what it adds. A lifted method (BCD, ADMM) has its own count
+of one full-batch sweep in :data:`SWEEP_FLOPS`, with K = N, the samples it sweeps over; its
+floor is against BackProp's products on the same N samples, i.e. a BackProp epoch (the count
+is linear in K, so an epoch of minibatches has the same flops). A method without an entry has
+no flop count (None).
+
+The lifted methods' counts are their *floors*: each distinct product once. Where a sweep as
+written computes a product twice (BCD forms :math:`W_l a_{l-1}` for its z-step and again for
+the next theta-step's :math:`\delta`), the second one is not counted, so that the bench shows
+what it costs.
 """
 from __future__ import annotations
 
@@ -59,17 +68,100 @@ def proxprop_extra_flops(shapes, method):
     return flops
 
 
-#: method name -> ``extra(shapes, method)``: the flops it adds to :func:`base_flops`
-EXTRA_FLOPS = {"backprop": lambda shapes, method: 0, "proxprop": proxprop_extra_flops}
+def cholesky_solve_flops(n, rhs):
+    """Cholesky factorisation of an n x n matrix and two triangular solves with ``rhs``
+    right-hand sides: n^3/3 + 2 n^2 rhs."""
+    return n**3 / 3 + 2 * n * n * rhs
+
+
+def exact_prox_flops(n, m, K, system):
+    r"""All of :func:`~penaltyprop.prox.prox_exact`'s matrix work for an (n, m) layer on K
+    columns, the product with :math:`A^\top` included: batch system: :math:`P^\top P`
+    (K^2 m), K x K Cholesky solve with min(n, m+1) right-hand sides, 2nmK; primal:
+    :math:`PP^\top` (m^2 K), :math:`RA^\top` (2nmK), (m+1) x (m+1) Cholesky solve with n."""
+    if system == "batch":
+        return K * K * m + cholesky_solve_flops(K, min(n, m + 1)) + 2 * n * m * K
+    return m * m * K + 2 * n * m * K + cholesky_solve_flops(m + 1, n)
+
+
+def a_step_flops(n, m, K):
+    r""":func:`penaltyprop.methods.lifted.a_step` for W of shape (n, m) and K columns:
+    :math:`r = z - Wt - b` (2nmK), the Gram matrix of the smaller side (:math:`WW^\top`, n^2 m,
+    when n < m; else :math:`W^\top W`, m^2 n), its Cholesky solve with K right-hand sides and
+    the product with :math:`W^\top` (2nmK)."""
+    small, large = (n, m) if n < m else (m, n)
+    return 2 * n * m * K + small * small * large + cholesky_solve_flops(small, K) + 2 * n * m * K
+
+
+def bcd_sweep_flops(shapes, method):
+    """One BCD sweep (:func:`penaltyprop.methods.bcd.bcd_steps`): per layer its forward
+    product once, the theta-step (:func:`exact_prox_flops`, the system ``exact_system``
+    picks), and for every layer but the first the a-step (:func:`a_step_flops`). The output
+    block and the z-steps are elementwise."""
+    flops = 0
+    for l, (n, m, K) in enumerate(shapes):
+        flops += 2 * n * m * K + exact_prox_flops(n, m, K, choose_system(m, K,
+                                                                         method.exact_system))
+        if l > 0:
+            flops += a_step_flops(n, m, K)
+    return flops
+
+
+def admm_sweep_flops(shapes, method):
+    """One ADMM sweep (:func:`penaltyprop.methods.admm.admm_steps`): per layer the residual
+    before the least-squares theta-step (2nmK), the step (:func:`exact_prox_flops`, the
+    smaller system) and the product with the new weights after it (2nmK, for the z-step or
+    the output block); and for every layer but the first the a-step (:func:`a_step_flops`)."""
+    flops = 0
+    for l, (n, m, K) in enumerate(shapes):
+        flops += 4 * n * m * K + exact_prox_flops(n, m, K, choose_system(m, K))
+        if l > 0:
+            flops += a_step_flops(n, m, K)
+    return flops
+
+
+def altmin_extra_flops(shapes, method):
+    r"""What one AltMin step (:func:`penaltyprop.methods.altmin.altmin_direction`) adds to
+    BackProp's products.
+
+    AltMin's own count, with s = ``inner_steps``: the forward pass (2nmK per layer); per code
+    :math:`z_{l-1}`, l = 2..L, s gradient steps of a forward and an adjoint product of layer
+    l each (4nmK), less the first forward, which the forward pass already holds; the weight
+    directions, 2nmK per layer, plus, where a layer's input is an updated code (``inputs=
+    "codes"``, s > 0, every layer but the first), its forward product at that input (2nmK).
+    """
+    s = method.inner_steps
+    flops = 0
+    for l, (n, m, K) in enumerate(shapes):
+        gemm = 2 * n * m * K
+        flops += 2 * gemm  # forward, direction
+        if l > 0 and s > 0:
+            flops += (2 * s - 1) * gemm  # the code below it: s forward + s adjoint, less one
+            if method.inputs == "codes":
+                flops += gemm  # the layer's product at the updated code
+    return flops - base_flops(shapes)
+
+
+#: method name -> ``extra(shapes, method)``: the flops an oracle method adds to
+#: :func:`base_flops`
+EXTRA_FLOPS = {"backprop": lambda shapes, method: 0, "proxprop": proxprop_extra_flops,
+               "altmin": altmin_extra_flops}
+#: method name -> ``flops(shapes, method)``: one full-batch sweep of a lifted method
+SWEEP_FLOPS = {"bcd": bcd_sweep_flops, "admm": admm_sweep_flops}
 
 
 def step_flops(shapes, method):
-    """Analytic flops of one step's matrix work with ``method`` (None: no count for it)."""
+    """Analytic flops of one step's (an oracle method's) or one sweep's (a lifted method's)
+    matrix work with ``method`` (None: no count for it)."""
+    if method.name in SWEEP_FLOPS:
+        return SWEEP_FLOPS[method.name](shapes, method)
     extra = EXTRA_FLOPS.get(method.name)
     return None if extra is None else base_flops(shapes) + extra(shapes, method)
 
 
 def matrix_floor(shapes, method):
-    """The analytic flop ratio of ``method`` to BackProp: the best a step can do against it."""
+    """The analytic flop ratio of ``method`` to BackProp on the same shapes (for a lifted
+    method: a sweep over K samples against a BackProp epoch over them): the best a step can
+    do against BackProp."""
     flops = step_flops(shapes, method)
     return None if flops is None else flops / base_flops(shapes)

@@ -13,7 +13,8 @@ TAU_THETA = 0.05
 
 
 class Mode(NamedTuple):
-    """One row of the bench: ``label`` in its table, ``method`` the oracle method timed."""
+    """One row of the bench: ``label`` in its table, ``method`` the method timed (an oracle
+    method's step, or a lifted method's full-batch sweep)."""
 
     label: str
     method: object
@@ -48,12 +49,15 @@ def make_modes(modes=MODES, cg_iterations=CG_ITERATIONS, tau_theta=TAU_THETA):
 
 
 def modes_of(methods):
-    """BackProp, then a mode labelled ``method.label`` for every other method given."""
+    """BackProp, then a mode labelled ``method.label`` for every other method given.
+
+    A method is an oracle method (its step is timed) or a lifted one (its full-batch sweep).
+    """
     out = [Mode("BackProp", BackProp())]
     for method in methods:
-        if getattr(method, "kind", None) != "oracle":
-            raise ValueError(f"the bench times directions: methods must be oracle methods, "
-                             f"got {method!r}")
+        if getattr(method, "kind", None) not in ("oracle", "lifted"):
+            raise ValueError(f"the bench times steps and sweeps: methods must be oracle or "
+                             f"lifted methods, got {method!r}")
         if method != out[0].method:
             out.append(Mode(method.label, method))
     return out

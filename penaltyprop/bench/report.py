@@ -11,7 +11,7 @@ def format_report(result):
     mc, cfg, peak = result["machine"], result["config"], result["peak"]
     width = max(9, *(len(r["label"]) + 1 for r in result["modes"]))
     header = (f"{'mode':<{width}}{'median ms':>10}{'min':>8}{'max':>8}{'x BP':>7}{'floor':>7}"
-              f"{'GFLOP':>8}{'GFLOP/s':>9}{'%peak':>7}{'mem MB':>8}{'epoch s':>9}")
+              f"{'x floor':>8}{'GFLOP':>8}{'GFLOP/s':>9}{'%peak':>7}{'mem MB':>8}{'epoch s':>9}")
     lines = [f"penaltyprop bench: {cfg['network']}",
              (f"batch {cfg['batch_size']}, {cfg['dtype']}, backend {cfg['backend']}, "
               f"{cfg['repetitions']} timed rounds (interleaved, after a warm-up)"),
@@ -29,11 +29,16 @@ def format_report(result):
         lines.append(
             f"{r['label']:<{width}}{r['median_s'] * 1e3:>10.1f}{r['min_s'] * 1e3:>8.1f}"
             f"{r['max_s'] * 1e3:>8.1f}{r['ratio_to_backprop']:>7.2f}"
-            f"{_num(r['matrix_floor_ratio'], '.2f'):>7}{_num(r['gflop'], '.1f'):>8}"
+            f"{_num(r['matrix_floor_ratio'], '.2f'):>7}{_num(r.get('ratio_to_floor'), '.2f'):>8}"
+            f"{_num(r['gflop'], '.1f'):>8}"
             f"{_num(r['gflops'], '.1f'):>9}{_num(r['fraction_of_peak'], '.0f', 100):>7}"
-            f"{_num(mem, '.0f', 2**-20):>8}{r['epoch_s']:>9.1f}")
+            f"{_num(mem, '.0f', 2**-20):>8}{_num(r['epoch_s'], '.1f'):>9}")
     lines.append("x BP: median step / median BackProp step; floor: the analytic flop ratio; "
-                 "epoch s: 45,000 images")
+                 "x floor: x BP / floor; epoch s: 45,000 images")
+    if any(r.get("kind") == "lifted" for r in result["modes"]):
+        lines.append(f"a lifted method's row is one full-batch sweep over the batch's "
+                     f"{cfg['batch_size']} samples, against one BackProp step on all of them "
+                     f"(one epoch-equivalent); its epoch s is not extrapolated")
     if result["breakdown"]:
         lines += ["", "where the time goes (pieces timed alone, summed over the hidden layers):"]
         for name, s in result["breakdown"].items():

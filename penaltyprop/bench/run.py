@@ -68,8 +68,11 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     repetitions : int >= 1, timed rounds after one warm-up round.
     modes : subset of ``("backprop", "exact", "cg")``; ``cg_iterations`` the k of CG-k;
         ``tau_theta`` their prox step size (the paper's 0.05; it does not change the cost).
-    methods : optional list of oracle method objects, timed instead of the preset modes
-        (after BackProp, which every ratio is taken against).
+    methods : optional list of method objects, timed instead of the preset modes (after
+        BackProp, which every ratio is taken against): an oracle method's step (forward,
+        direction, update) on the N = ``batch_size`` samples, or a lifted method's full-batch
+        sweep over them (from the state of :meth:`init_state`, the same every round). Both
+        are one epoch-equivalent of the N samples, against one BackProp step on all of them.
     lr : SGD's learning rate (does not change the cost).
     breakdown, memory : also time the pieces / measure peak memory (one untimed step each).
     progress : optional callable taking a line of text.
@@ -91,7 +94,10 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     optimizer = sgd(lr)
     say(f"{net!r}, batch {batch_size}, {dtype}, {backend}: {repetitions} rounds")
 
-    def step_fn(method):  # forward pass, direction, plain SGD update
+    def step_fn(method):  # forward pass, direction, plain SGD update; or a sweep
+        if method.kind == "lifted":
+            start = method.init_state(net, theta, X, y)
+            return lambda: method.sweep(net, theta, start, X, y)[0]
         state = optimizer.init(theta)
 
         def step():
@@ -119,15 +125,20 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
         params = method.get_params()
         f = step_flops(shapes, method)
         gflops = None if f is None else f / s["median_s"] / 1e9
+        floor = matrix_floor(shapes, method)
+        ratio = s["median_s"] / t_bp
         row = {"label": mode.label, "method": method.config(),
                # solver and cg_iterations as earlier runs' JSON has them
                "solver": params.get("solver", method.name),
                "cg_iterations": params.get("cg_iterations") or 0,
                **s, "gflop": None if f is None else f / 1e9, "gflops": gflops,
                "fraction_of_peak": None if f is None else gflops / peak["gflops"],
-               "ratio_to_backprop": s["median_s"] / t_bp,
-               "matrix_floor_ratio": matrix_floor(shapes, method),
-               "epoch_s": s["median_s"] * math.ceil(EPOCH_IMAGES / batch_size)}
+               "kind": method.kind,
+               "ratio_to_backprop": ratio, "matrix_floor_ratio": floor,
+               "ratio_to_floor": None if floor is None else ratio / floor,
+               # a lifted method's sweep over 45,000 images is no multiple of this one
+               "epoch_s": None if method.kind == "lifted" else
+               s["median_s"] * math.ceil(EPOCH_IMAGES / batch_size)}
         if breakdown:
             row["model_s"] = model_of(method, pieces)
         if memory:

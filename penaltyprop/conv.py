@@ -176,9 +176,12 @@ class Conv2d(LinearTransfer):
 
 # --------------------------------------------------------------------------- fast helpers
 #: Bytes of patch matrix built per block on the CPU: a block of P stays in the last-level
-#: cache between its im2col copy and its GEMM. Measured on the 2-core machine (32 MB L3): the
-#: default CNN's forward convolutions took 14-17 ms (conv 1) instead of 50 ms with P whole.
-BLOCK_BYTES = 8 * 2**20
+#: cache (32 MB on the 2-core machine) between its im2col copy and its GEMM. Measured there,
+#: quiet: the default CNN's three forward convolutions took 10.5/19/6 ms with 1-8 MB blocks,
+#: 12/19/7 ms with 16 MB, 23/33/11 ms with P whole. Under load (other processes on both
+#: cores) many small multithreaded GEMMs stall: a BackProp step took 3.4x (8 MB blocks), 1.3x
+#: (32 MB) and 1.2x (whole) the time of the unblocked code. 32 MB is the compromise.
+BLOCK_BYTES = 32 * 2**20
 
 
 def pad_or_crop(a, q):

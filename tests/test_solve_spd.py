@@ -141,3 +141,21 @@ def test_scipy_blas_is_single_threaded_inside_the_block_and_restored_after():
             assert all(i["num_threads"] == 1 for i in blas.info())
     if blas is not None:
         assert [i["num_threads"] for i in blas.info()] == before
+
+
+def test_cholesky_runs_on_one_thread_and_restores_the_pool():
+    """The factorisation runs on the calling thread alone (its barriers stall under load), and
+    the pool's size for this thread is what it was before, also after an error."""
+    lapack = linalg.numpy_lapack()
+    if lapack is None or lapack._set_threads_local is None:
+        pytest.skip("NumPy's OpenBLAS has no openblas_set_num_threads_local")
+    before = lapack._set_threads_local(0)  # 0 leaves it, and returns the current count
+    lapack._set_threads_local(before)
+    A = np.array([[4.0, 2.0], [2.0, 3.0]], dtype=np.float32)
+    L = lapack.cholesky(A)
+    assert np.allclose(np.tril(L) @ np.tril(L).T, A)
+    with pytest.raises(np.linalg.LinAlgError):
+        lapack.cholesky(-A)
+    now = lapack._set_threads_local(0)
+    lapack._set_threads_local(now)
+    assert now == before

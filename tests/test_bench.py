@@ -10,6 +10,7 @@ is shared.
 """
 import importlib.util
 import json
+import os
 import types
 from pathlib import Path
 
@@ -401,3 +402,32 @@ def test_bench_method_takes_the_presets_flags_as_the_methods_settings(tmp_path):
 def test_bench_method_flags_are_checked(argv, message, capsys):
     assert cli.main(["bench", *TINY, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_under_load_runs_its_competitors_only_during_the_timings(tmp_path, capsys):
+    """--load K (issue 16): K competing GEMM processes during the timings, none left after."""
+    import subprocess
+
+    from penaltyprop.bench.load import competing_load
+    from penaltyprop.cli import main
+
+    with competing_load(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)  # running
+    assert all(p.returncode is not None for p in procs)  # and stopped
+    out = tmp_path / "new" / "folder" / "b.json"  # a missing folder is made, before the work
+    code = main(["bench", "--model", "20-16-10", "--batch-size", "8", "--repetitions", "1",
+                 "--modes", "exact", "--no-breakdown", "--load", "1", "--json", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["load"] == 1
+    children = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    assert children.stdout.strip() == ""  # no competitor outlives the benchmark
+
+
+def test_bench_json_into_a_file_path_fails_before_the_work(tmp_path, capsys):
+    from penaltyprop.cli import main
+
+    (tmp_path / "f").write_text("x")
+    code = main(["bench", "--model", "20-16-10", "--batch-size", "8", "--repetitions", "1",
+                 "--json", str(tmp_path / "f" / "b.json")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "--json's folder" in err and "rounds" not in err

@@ -11,6 +11,7 @@ from ..model_spec import PAPER_MLP, build_model, parse_model
 from ..optim import sgd
 from .breakdown import breakdown_tasks, model_of
 from .flops import matrix_floor, step_flops
+from .load import competing_load
 from .modes import CG_ITERATIONS, MODES, TAU_THETA, make_modes, modes_of
 from .timing import gemm_tasks, interleaved, load_average, machine_info, maxrss_bytes, peak_of
 
@@ -56,7 +57,8 @@ def _check(batch_size, repetitions, dtype):
 
 def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
               repetitions=5, modes=MODES, cg_iterations=CG_ITERATIONS, tau_theta=TAU_THETA,
-              methods=None, lr=0.05, seed=0, breakdown=True, memory=True, progress=None):
+              methods=None, lr=0.05, seed=0, breakdown=True, memory=True, progress=None,
+              load=0):
     """Run the benchmark; return everything as a JSON-able dict (see :mod:`penaltyprop.bench`).
 
     Parameters
@@ -76,6 +78,8 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     lr : SGD's learning rate (does not change the cost).
     breakdown, memory : also time the pieces / measure peak memory (one untimed step each).
     progress : optional callable taking a line of text.
+    load : int >= 0, competing single-threaded GEMM processes that run during the timings
+        (:func:`.load.competing_load`); 0: none.
 
     Returns
     -------
@@ -86,6 +90,8 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     load_start = load_average()
     say = progress or (lambda text: None)
     _check(batch_size, repetitions, dtype)
+    if isinstance(load, bool) or not isinstance(load, int) or load < 0:
+        raise ValueError(f"load must be an integer >= 0, got {load!r}")
     mode_list = make_modes(modes, cg_iterations, tau_theta) if methods is None \
         else modes_of(methods)
     xp = get_backend(backend)
@@ -108,8 +114,9 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     gemms = gemm_tasks(xp, shapes, dtype, seed)
     tasks = {name: fn for name, (fn, _, _) in gemms.items()}
     tasks.update({mode.label: step_fn(mode.method) for mode in mode_list})
-    say("steps and GEMMs: warm-up round")
-    timings = interleaved(xp, tasks, repetitions, say)
+    say("steps and GEMMs: warm-up round" + (f", {load} competing processes" if load else ""))
+    with competing_load(load):
+        timings = interleaved(xp, tasks, repetitions, say)
     peak = peak_of({name: (f, in_bp) for name, (_, f, in_bp) in gemms.items()}, timings)
     del gemms, tasks  # free the GEMM operands
     pieces = {}
@@ -153,7 +160,7 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     config = {"model": spec if spec == "cnn" else list(spec), "network": repr(net),
               "batch_size": batch_size, "dtype": dtype, "backend": backend,
               "repetitions": repetitions, "tau_theta": tau_theta, "lr": lr, "seed": seed,
-              "layer_shapes": [list(s) for s in shapes]}
+              "load": load, "layer_shapes": [list(s) for s in shapes]}
     return {"machine": machine, "config": config, "peak": peak, "modes": rows,
             "breakdown": pieces, "maxrss_bytes": maxrss_bytes(),
             "wall_s": time.perf_counter() - wall0}

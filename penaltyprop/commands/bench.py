@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .. import bench
+from ..fsutil import check_writable_dir
 from ..methods import METHODS, method_settings
 from ..model_spec import PAPER_MLP, parse_model
-from .common import positive_int
+from .common import nonneg_int, positive_int
 from .method_flags import add_method_flags, flag, method_from_args
 
 #: the bench's own flags that are also method settings: with --method they set the method
@@ -75,6 +77,9 @@ def add_arguments(parser):
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip timing the pieces of a step")
     parser.add_argument("--json", metavar="OUT", default=None, help="also write the results here")
+    parser.add_argument("--load", type=nonneg_int, default=0, metavar="K",
+                        help="time under load: K competing single-threaded GEMM processes run "
+                             "during the timings (default 0)")
     return parser
 
 
@@ -112,10 +117,13 @@ def _chosen(args):
 def execute(args) -> dict:
     """Run the benchmark for parsed ``args``, print the report, write the JSON; the result."""
     modes, cg_iterations, tau_theta, methods = _chosen(args)
+    if args.json:  # before the benchmark, not after it
+        check_writable_dir(Path(args.json).expanduser().parent, "--json's folder")  # made if missing
     result = bench.benchmark(model=args.model, batch_size=args.batch_size, dtype=args.dtype,
                              backend=args.backend, repetitions=args.repetitions, modes=modes,
                              cg_iterations=cg_iterations, tau_theta=tau_theta,
                              methods=methods, seed=args.seed, breakdown=args.breakdown,
+                             load=args.load,
                              progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(bench.format_report(result))
     if args.json:

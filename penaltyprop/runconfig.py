@@ -93,13 +93,36 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
             "eval_chunk": check_int(eval_chunk, "eval_chunk", 1)}
 
 
+def legacy_config(config):
+    """A checkpoint's config in today's form: checkpoints written before method objects (0.1,
+    milestone 1) name ``algorithm`` and the prox options at the top level; they map one to one
+    to ``method.config()``, so that those runs (e.g. a long experiment) can be resumed."""
+    if "algorithm" not in config or "method" in config:
+        return config
+    config = dict(config)
+    options = {k: config.pop(k, None) for k in ("algorithm", "tau_theta", "solver",
+                                                 "cg_iterations", "cg_tol", "cg_variant",
+                                                 "exact_system")}
+    if options["algorithm"] == "backprop":
+        config["method"] = {"method": "backprop"}
+    else:
+        cg = options["solver"] == "cg"
+        config["method"] = {"method": "proxprop", "tau_theta": options["tau_theta"],
+                            "solver": options["solver"],
+                            **{k: options[k] for k in ("cg_iterations", "cg_tol", "cg_variant",
+                                                       "exact_system")},
+                            "cg_space": "auto" if cg else None}
+    return config
+
+
 def resume_from(path, config, rng, xp):
     """Parameters, optimizer state and history from a checkpoint; restores ``rng``."""
     if not path.exists():
         raise ValueError(f"no checkpoint to resume: {path} does not exist")
-    ckpt = load_checkpoint(path, xp, history_keys=tuple(new_history()))
+    ckpt = load_checkpoint(path, xp, history_keys=tuple(k for k in new_history()
+                                                        if k != "diagnostics"))  # added later
     free = ("epochs", "backend", "eval_chunk")  # extend a run, move it, evaluate differently
-    old = ckpt["config"]
+    old = legacy_config(ckpt["config"])
     if "fingerprint" not in old.get("data", {}):  # a checkpoint from before fingerprints
         config = {**config, "data": {k: v for k, v in config["data"].items() if k != "fingerprint"}}
     differ = sorted(k for k in set(old) | set(config)

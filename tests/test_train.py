@@ -265,3 +265,29 @@ def test_network_must_fit_the_data(digits):
         train(pp.mlp([64, 5]), digits, optim.sgd(0.1), batch_size=100, progress=False)
     with pytest.raises(ValueError, match="optimizer"):
         train(_net(), digits, "sgd", batch_size=100, progress=False)
+
+
+def test_a_checkpoint_from_before_method_objects_resumes(tmp_path, digits):
+    """Checkpoints of 0.1 name ``algorithm`` and the prox options at the top of their config
+    (a long experiment may have been interrupted with one): they resume to the same result."""
+    net, opt = _net(), lambda: optim.sgd(0.5, momentum=0.9, nesterov=True)
+    method = pp.ProxProp(tau_theta=0.2, solver="cg", cg_iterations=2)
+    kw = dict(batch_size=100, progress=False)
+    whole = train(net, digits, opt(), method, epochs=2, **kw)
+    train(net, digits, opt(), method, epochs=1, out_dir=tmp_path, **kw)
+    path = tmp_path / CHECKPOINT
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    config = meta["config"]
+    del config["method"], config["data"]["fingerprint"]
+    config.update(algorithm="proxprop", tau_theta=0.2, solver="cg", cg_iterations=2,
+                  cg_tol=None, cg_variant="textbook", exact_system=None)
+    del meta["history"]["diagnostics"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    resumed = train(net, digits, opt(), method, epochs=2, out_dir=tmp_path, resume=True, **kw)
+    assert max_abs_diff(resumed.theta, whole.theta) == 0
+    other = pp.ProxProp(tau_theta=0.2, solver="cg", cg_iterations=3)  # not the same method
+    with pytest.raises(ValueError, match="different settings.*method"):
+        train(net, digits, opt(), other, epochs=3, out_dir=tmp_path, resume=True, **kw)

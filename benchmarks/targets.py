@@ -1,4 +1,4 @@
-r"""The targets of issue 7, checked against a ``penaltyprop bench`` result: [ok] or [FAIL] each.
+r"""The targets of issues 7 and 16, checked against a ``penaltyprop bench`` result: [ok] or [FAIL] each.
 
 The package's bench measures and reports; the pass/fail thresholds live here:
 
@@ -30,6 +30,9 @@ BACKPROP_PEAK_FRACTION = 0.75
 EXACT_RATIO = 1.25
 CG_SLACK = 1.1
 GPU_EPOCH_S = 0.5
+#: issue 16: exact under one competing process, and CG-k against its own flop floor
+EXACT_RATIO_LOADED = 1.5
+CG_FLOOR_SLACK = 1.25
 #: the setting issue 7 sets the targets for
 PAPER_MLP = [3072, 4000, 1000, 4000, 10]
 PAPER_BATCH, PAPER_DTYPE = 500, "float32"
@@ -75,6 +78,28 @@ def issue7_targets(rows, backend):
     return targets
 
 
+def issue16_targets(result):
+    """Issue 16's targets for one CPU run: exact <= 1.25x BackProp quiet and <= 1.5x under one
+    competing process (``bench --load 1``); every CG-k <= 1.25x its own flop floor (quiet)."""
+    load = result["config"].get("load", 0)
+    if result["config"]["backend"] != "numpy" or load > 1:
+        return []
+    targets = []
+    for row in result["modes"][1:]:
+        if row["solver"] == "exact":
+            bound = EXACT_RATIO if load == 0 else EXACT_RATIO_LOADED
+            targets.append({"claim": f"exact step <= {bound}x BackProp "
+                                     f"({'quiet' if load == 0 else 'one competing process'})",
+                            "value": row["ratio_to_backprop"], "bound": bound,
+                            "matrix_floor": row["matrix_floor_ratio"],
+                            "holds": row["ratio_to_backprop"] <= bound})
+        elif row["solver"] == "cg" and load == 0 and row.get("ratio_to_floor") is not None:
+            targets.append({"claim": f"CG-{row['cg_iterations']} step <= {CG_FLOOR_SLACK}x its "
+                                     "flop floor", "value": row["ratio_to_floor"],
+                            "bound": CG_FLOOR_SLACK, "holds": row["ratio_to_floor"] <= CG_FLOOR_SLACK})
+    return targets
+
+
 def applies(result):
     """Is the result's setting the one issue 7 sets the targets for?"""
     cfg = result["config"]
@@ -100,6 +125,10 @@ def format_targets(result, targets=None):
              "targets (issue 7 sets them for the paper MLP, batch 500, float32, on the CPU; "
              "shown here for reference only):"]
     lines += [_line(t) for t in cpu]
+    later = issue16_targets(result)
+    if later:
+        lines += ["targets (issue 16" + ("" if paper else "; for reference only") + "):"]
+        lines += [_line(t) for t in later]
     if gpu:
         lines += ["targets on the GPU (issue 7, for the paper MLP, batch 500, float32):"
                   if paper else "targets on the GPU (issue 7 sets them for the paper MLP, "
@@ -113,6 +142,10 @@ def check(result):
     targets = issue7_targets(result["modes"], result["config"]["backend"])
     on_cpu = result["config"]["backend"] == "numpy"
     binding = [t for t in targets if applies(result) and (t.get("gpu") or on_cpu)]
+    if result["config"].get("load", 0):  # issue 7's targets are for a quiet machine
+        binding = [t for t in binding if t.get("gpu")]
+    if applies(result):
+        binding += issue16_targets(result)
     return format_targets(result, targets), all(t["holds"] for t in binding)
 
 

@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional
 
 from .algorithms import algorithm1_steps, gradient_step_c, prox_step_c, sweep
 from .checks import check_choice, check_positive, check_problem
+from .methods import BackProp, ProxProp
 from .prox import Prox
 
 ALGORITHMS = ("backprop", "proxprop")  # Algorithm 1, Algorithm 2 (as in penaltyprop.train)
@@ -49,8 +50,12 @@ class SweepState(NamedTuple):
 
 def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backprop",
                   tau_theta=None, solver="exact", cg_iterations=None, cg_tol=None,
-                  exact_system=None):
+                  exact_system=None, method=None):
     r"""Run one sweep of Algorithm 1 or 2 and return the state after every step.
+
+    ``method=pp.BackProp()`` traces Algorithm 1 and ``method=pp.ProxProp(...)`` Algorithm 2 with
+    that method's prox settings, as training runs them; ``algorithm=`` with the prox options
+    is the same choice spelled out.
 
     Parameters
     ----------
@@ -65,6 +70,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     tau_theta, solver, cg_iterations, cg_tol, exact_system : the prox step of Algorithm 2,
         as in :func:`penaltyprop.proxprop` (``tau_theta`` is required there; only
         ``algorithm="proxprop"`` takes them).
+    method : ``pp.BackProp()`` or a ``pp.ProxProp(...)`` instead of ``algorithm`` and the prox
+        options (the other methods are not Algorithm 1 or 2: ValueError).
 
     Returns
     -------
@@ -72,6 +79,20 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     ``2 (L-2) + 2`` states. The last state's ``theta`` equals the output of
     :func:`~penaltyprop.penalty_backprop` (or :func:`~penaltyprop.proxprop`) exactly.
     """
+    if method is not None:
+        given = [k for k, v in dict(tau_theta=tau_theta, cg_iterations=cg_iterations,
+                                    cg_tol=cg_tol, exact_system=exact_system).items()
+                 if v is not None]
+        if algorithm != "backprop" or solver != "exact" or given:
+            raise ValueError("give either method or algorithm and the prox options, not both")
+        if not isinstance(method, (BackProp, ProxProp)):
+            raise ValueError(f"penalty_steps traces Algorithms 1 and 2: method must be "
+                             f"pp.BackProp() or pp.ProxProp(...), got {method!r}")
+        if isinstance(method, ProxProp):
+            algorithm = "proxprop"
+            tau_theta, solver, cg_iterations, cg_tol, exact_system = (
+                method.tau_theta, method.solver, method.cg_iterations, method.cg_tol,
+                method.exact_system)
     check_choice(algorithm, "algorithm", ALGORITHMS)
     if algorithm == "backprop":
         if tau_theta is not None or cg_iterations is not None or cg_tol is not None:
@@ -86,7 +107,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
         if tau_theta is None:
             raise ValueError("tau_theta must be given for algorithm='proxprop'")
         tau = check_positive(tau, "tau")
-        prox = Prox(tau_theta, solver, cg_iterations, cg_tol, None, exact_system)
+        prox = method.prox if method is not None else Prox(tau_theta, solver, cg_iterations,
+                                                            cg_tol, None, exact_system)
         steps = sweep(net, theta, X, y, tau, prox_step_c(prox, tau))
     check_problem(net, theta, X, y)
 

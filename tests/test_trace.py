@@ -126,3 +126,26 @@ def test_bad_options_name_the_argument():
         pp.penalty_steps(net, theta, X, y, 0.1, algorithm="adam")
     with pytest.raises(ValueError, match="tau"):
         pp.penalty_steps(net, theta, X, y, -1.0)
+
+
+@pytest.mark.parametrize("method", [pp.BackProp(), pp.ProxProp(tau_theta=0.3, solver="exact"),
+                                    pp.ProxProp(tau_theta=0.3, solver="cg", cg_iterations=2)])
+def test_the_trace_takes_a_method_object_and_ends_where_the_algorithm_does(method):
+    """penalty_steps(method=...) traces Algorithm 1 for BackProp and Algorithm 2 with the
+    method's own prox settings for ProxProp: its last theta is the algorithm's, bit for bit."""
+    net = pp.mlp([5, 6, 4, 3])
+    theta = net.init(seed=2, dtype="float64")
+    rng = np.random.default_rng(3)
+    X, y = rng.random((5, 7)), rng.integers(0, 3, 7)
+    states = pp.penalty_steps(net, theta, X, y, 0.5, method=method)
+    if isinstance(method, pp.ProxProp):
+        p = method.get_params()
+        expected = pp.proxprop(net, theta, X, y, 0.5, **p)
+    else:
+        expected = pp.penalty_backprop(net, theta, X, y, 0.5)
+    for (W, b), (W0, b0) in zip(states[-1].theta, expected):
+        assert np.array_equal(W, W0) and np.array_equal(b, b0)
+    with pytest.raises(ValueError, match="Algorithms 1 and 2"):
+        pp.penalty_steps(net, theta, X, y, 0.5, method=pp.BCD())
+    with pytest.raises(ValueError, match="either method or algorithm"):
+        pp.penalty_steps(net, theta, X, y, 0.5, method=method, algorithm="proxprop")

@@ -2,7 +2,7 @@
 
 Claim (STYLE.md, "A literal path beside a fast one"): Conv2d's forward map, its adjoint in
 theta and its adjoint in a, computed block by block without forming the patch matrix
-(conv.patch_product, conv.patch_gradient, conv.transposed_correlation), equal the literal
+(patches.patch_product, patches.patch_gradient, patches.transposed_correlation), equal the literal
 W_mat P(a) + b 1^T, (delta P^T, delta 1) and P^*(W_mat^T delta) (col2im, Conv2d.adjoint_patches)
 built from the whole im2col matrix; and the fused ReLU -> MaxPool2d (-> Flatten) sigma equals
 the chain of its maps, value and vjp, ties and non-positive windows included.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import penaltyprop as pp
-from penaltyprop import conv as conv_module
+from penaltyprop import patches as patches_module
 from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.network import Compose
 from penaltyprop.pooling import ReLUMaxPool
@@ -32,7 +32,7 @@ SHAPES = [  # (c_in, c_out, k, (H, W), padding, N)
 @pytest.fixture(params=[1, 10**9], ids=["one-row-blocks", "one-block"])
 def block_bytes(request, monkeypatch):
     """Tiny blocks (one output row each, a short last block) and one block of all rows."""
-    monkeypatch.setattr(conv_module, "BLOCK_BYTES", request.param)
+    monkeypatch.setattr(patches_module, "BLOCK_BYTES", request.param)
     return request.param
 
 

@@ -16,7 +16,8 @@ PACKAGE = Path(penaltyprop.__file__).parent
 #: module (dotted, relative to the package; a package name covers its submodules) -> layer
 LAYERS = {
     "backend": 1,
-    "nonlinearities": 2, "losses": 2, "transfer": 2, "conv": 2, "pooling": 2, "network": 2,
+    "nonlinearities": 2, "losses": 2, "transfer": 2, "conv": 2, "patches": 2, "pooling": 2,
+    "network": 2,
     "forward": 2, "checks": 2, "model_spec": 2,
     "penalty": 3, "cg": 3, "authors_cg": 3, "prox": 3,
     "algorithms": 4, "methods": 4, "trace": 4,

@@ -16,7 +16,7 @@ import sys
 #: its standard input closes (so it cannot outlive the benchmark)
 LOAD_PROGRAM = """
 import sys, threading
-import numpy as np
+from penaltyprop.backend import numpy as np
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 a = np.random.default_rng(0).random((1000, 1000), dtype=np.float32)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 DPI = 90  # the experiments' figures: keeps every PNG well under 200 KB
 
@@ -95,8 +95,11 @@ def curve_panels(records, panels, path, title, ncols=None):
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
-            for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-                axis(FormatStrFormatter("%.4g"))  # plain numbers, also on a narrow range
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%.4g"))  # plain numbers
+            low, high = ax.get_ylim()
+            # on a narrow range the minor ticks need labels too; across decades they crowd
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%.4g") if high < 10 * low
+                                         else NullFormatter())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)

@@ -30,7 +30,7 @@ in :mod:`penaltyprop.authors_cg`.
 from __future__ import annotations
 
 from .backend import array_module, to_host
-from .transfer import apply_A, apply_At
+from .transfer import patch_operator
 
 
 def apply_H(VW, vb, P, tau_theta):
@@ -39,13 +39,15 @@ def apply_H(VW, vb, P, tau_theta):
 
     Parameters
     ----------
-    VW : (n_out, m), vb : (n_out,): the rows of V. P : (m, K) patch matrix. tau_theta : float > 0.
+    VW : (n_out, m), vb : (n_out,): the rows of V. P : (m, K) patch matrix, or the layer's
+    :class:`~penaltyprop.transfer.PatchOperator` A. tau_theta : float > 0.
 
     Returns
     -------
     (QW, qb) with the shapes of (VW, vb).
     """
-    QW, qb = apply_At(apply_A(VW, vb, P), P)
+    A = patch_operator(P)  # A = [P; 1^T], (m+1, K)
+    QW, qb = A.apply_At(A.apply_A(VW, vb))  # (V A) A^T
     QW += VW / tau_theta  # in place: QW is a fresh (n_out, m) array
     qb += vb / tau_theta
     return QW, qb
@@ -79,7 +81,9 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
 
     Parameters
     ----------
-    P : (m, K) patch matrix (:math:`a_{l-1}` for a dense layer).
+    P : (m, K) patch matrix (:math:`a_{l-1}` for a dense layer), or the layer's
+        :class:`~penaltyprop.transfer.PatchOperator` (which computes :math:`VA` and
+        :math:`RA^\top`; a convolution's without forming P).
     B : (BW, bb), shapes (n_out, m) and (n_out,): the right-hand sides (not modified).
     tau_theta : float > 0.
     iterations : int >= 1. Exactly this many applications of H are made, unless ``tol`` is
@@ -98,8 +102,9 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     :math:`\mathrm{span}(r_0, Hr_0, \ldots, H^{k-1}r_0)`, so :math:`\langle V_i, B_i\rangle > 0`
     for every k: with :math:`B = -\delta A^\top` the update is a descent direction.
     """
-    xp = array_module(P)
+    A = patch_operator(P)  # A = [P; 1^T], (m+1, K)
     BW, bb = B
+    xp = array_module(BW)
     VW, vb = xp.zeros_like(BW), xp.zeros_like(bb)
     rW, rb = BW.copy(), bb.copy()  # r_0 = B - V_0 H = B
     pW, pb = rW.copy(), rb.copy()  # p_0 = r_0
@@ -107,7 +112,7 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     norms = [xp.sqrt(rr)] if history else None
     done = 0
     while done < iterations:
-        qW, qb = apply_H(pW, pb, P, tau_theta)  # q = H p: the one operator application
+        qW, qb = apply_H(pW, pb, A, tau_theta)  # q = H p: the one operator application
         alpha = safe_ratio(rr, row_dot(pW, pb, qW, qb))
         VW += alpha[:, None] * pW  # V_i += alpha_i p_i
         vb += alpha * pb
@@ -125,7 +130,7 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
         pb *= beta
         pb += rb
         rr = rr_new
-    _record(info, "matrix-free", P.shape[0] + 1, done, norms)
+    _record(info, "matrix-free", A.shape[0] + 1, done, norms)
     return VW, vb
 
 
@@ -153,13 +158,17 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
 
     Parameters
     ----------
-    P : (m, K) patch matrix. R : (n_out, K) coefficients of the right-hand sides (not modified).
+    P : (m, K) patch matrix (or a :class:`~penaltyprop.transfer.PatchOperator`, whose
+        :meth:`~penaltyprop.transfer.PatchOperator.patches` is used).
+    R : (n_out, K) coefficients of the right-hand sides (not modified).
     tau_theta, iterations, tol, history, info : as in :func:`cg_rows`.
 
     Returns
     -------
     (VW, vb) : the k-th CG iterate for :math:`V H = R A^\top`.
     """
+    A = patch_operator(P)
+    P = A.patches()  # (m, K)
     xp = array_module(P)
     Kg = P.T @ P  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
     Kg += 1
@@ -193,4 +202,4 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
         Kp += Kr
         rr = rr_new
     _record(info, "batch", P.shape[1], done, norms)
-    return apply_At(cV, P)  # V = cV A^T
+    return A.apply_At(cV)  # V = cV A^T

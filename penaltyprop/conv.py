@@ -38,9 +38,16 @@ from .backend import array_module
 from .checks import check_int
 from .network import Network
 from .nonlinearities import Elementwise, get_activation
-from .patches import pad_or_crop, patch_gradient, patch_product, patch_view, transposed_correlation
+from .patches import (
+    pad_or_crop,
+    patch_gradient,
+    patch_gram,
+    patch_product,
+    patch_view,
+    transposed_correlation,
+)
 from .pooling import Flatten, MaxPool2d
-from .transfer import Linear, LinearTransfer
+from .transfer import Linear, LinearTransfer, PatchOperator
 
 
 class Conv2d(LinearTransfer):
@@ -121,6 +128,12 @@ class Conv2d(LinearTransfer):
         N = delta.shape[-1]
         return transposed_correlation(W, delta, self.padding).reshape(*self.in_shape, N)
 
+    def prox_operator(self, a):
+        r"""The prox solvers' :math:`A = [P(a); \mathbf{1}^\top]`, computed without forming P
+        (:class:`ConvPatchOperator`); the same maps as ``PatchOperator(self.patches(a))``."""
+        self.check_input(a)
+        return ConvPatchOperator(self, a)
+
     # ---------------------------------------------------------------- im2col / col2im
     def patches(self, a):
         r"""im2col: the patch matrix :math:`P(a)` of shape (C_in k^2, H_out W_out N).
@@ -173,6 +186,38 @@ class Conv2d(LinearTransfer):
         pad = f", padding={self.padding}" if self.padding else ""
         return f"Conv2d({c_in}, {c_out}, {k}, in_hw={self.in_shape[1:]}{pad})"
 
+
+class ConvPatchOperator(PatchOperator):
+    r""":math:`A = [P(a); \mathbf{1}^\top]` of a convolution for the prox solvers, P never formed.
+
+    The same three pieces as the default :class:`~penaltyprop.transfer.PatchOperator` of the
+    literal im2col matrix (``tests/test_conv_prox_operator.py`` holds them equal), each computed a
+    cache-sized block of output rows at a time (:mod:`penaltyprop.patches`):
+    :math:`AA^\top` by :func:`patch_gram`, :math:`VA` by :func:`patch_product`, :math:`RA^\top` by
+    :func:`patch_gradient`. :meth:`patches` builds the literal P, for the batch-space solvers.
+
+    Parameters
+    ----------
+    conv : :class:`Conv2d`. a : (C_in, H, W, N) its input (not copied: do not modify it while
+        the operator is in use).
+    """
+
+    def __init__(self, conv, a):
+        self.conv, self.a = conv, a
+        self.V = patch_view(pad_or_crop(a, conv.padding), conv.kernel_size, *conv.out_shape[1:])
+        self.shape = (conv.fan_in, conv.out_shape[1] * conv.out_shape[2] * a.shape[-1])  # (m, K)
+
+    def patches(self):
+        return self.conv.patches(self.a)
+
+    def gram(self):
+        return patch_gram(self.V)
+
+    def apply_A(self, VW, vb):
+        return patch_product(self.V, VW, vb)
+
+    def apply_At(self, R):
+        return patch_gradient(self.V, R)
 
 
 def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n_classes=10,

@@ -2,10 +2,11 @@ r"""Blockwise patch-matrix products for convolutions: the speed below :class:`~.
 
 :meth:`Conv2d.patches` builds the whole im2col matrix P (m, H W N) literally; for the paper's
 first layer that is 75 x 512,000 floats (150 MB), written, then read by a GEMM. The helpers here
-compute the same products, :math:`W P + b\mathbf 1^\top` and :math:`R P^\top`, a cache-sized
-block of output rows at a time, so that P is never formed whole, and the input gradient as a
-correlation with the flipped kernel instead of col2im. ``tests/test_conv_fast_paths.py`` holds
-them equal to the literal path.
+compute the same products, :math:`W P + b\mathbf 1^\top`, :math:`R P^\top` and the prox step's
+Gram matrix :math:`PP^\top` (with :math:`P\mathbf 1`), a cache-sized block of output rows at a
+time, so that P is never formed whole, and the input gradient as a correlation with the flipped
+kernel instead of col2im. ``tests/test_conv_fast_paths.py`` and
+``tests/test_conv_prox_operator.py`` hold them equal to the literal path.
 """
 from __future__ import annotations
 
@@ -120,6 +121,39 @@ def patch_gradient(V, R):
         xp.matmul(patch_block(V, h0, h1, buf), R[:, h0 * cols:h1 * cols].T, out=part)
         acc += part
     return xp.ascontiguousarray(acc.T), R.sum(axis=1)
+
+
+def patch_gram(V):
+    r""":math:`AA^\top = [[PP^\top, P\mathbf 1], [\mathbf 1^\top P^\top, K]]` (Eq. 44), P the im2col
+    matrix of V, A = [P; 1^T]: the prox step's Gram matrix, accumulated block by block.
+
+    Each block's columns of P are copied into one reused buffer (:func:`row_blocks`), and their
+    products :math:`P_bP_b^\top` (one BLAS syrk: the same buffer on both sides) and row sums are
+    added up, so P is never formed whole.
+
+    Parameters
+    ----------
+    V : (C, k, k, H_out, W_out, N) strided view (:func:`patch_view`).
+
+    Returns
+    -------
+    (m+1, m+1) array, m = C k^2, in V's dtype.
+    """
+    xp = array_module(V)
+    C, k, _, H_out, W_out, N = V.shape
+    m, cols = C * k * k, W_out * N
+    blocks = row_blocks(V)
+    G = xp.zeros((m + 1, m + 1), dtype=V.dtype)
+    part = xp.empty((m, m), dtype=V.dtype)
+    buf = xp.empty(m * (blocks[0][1] - blocks[0][0]) * cols, dtype=V.dtype)
+    for h0, h1 in blocks:
+        Pb = patch_block(V, h0, h1, buf)  # (m, (h1 - h0) cols)
+        xp.matmul(Pb, Pb.T, out=part)
+        G[:m, :m] += part  # P P^T = sum over blocks of P_b P_b^T
+        G[:m, m] += Pb.sum(axis=1)  # P 1
+    G[m, :m] = G[:m, m]
+    G[m, m] = H_out * cols  # 1^T 1 = K
+    return G
 
 
 def transposed_correlation(W, delta, p):

@@ -36,8 +36,11 @@ prox update (R = :math:`-\delta`) and the ProxProp direction :math:`M_l^{-1}\nab
   CG variant is in :mod:`penaltyprop.authors_cg`;
 
 and :func:`prox_gradient`, the explicit step of the same size, for comparison. No explicit
-inverse is ever formed. :class:`Prox` holds the checked settings of step (c) of Algorithm 2
-and picks the solver; it is the one place where those settings are checked.
+inverse is ever formed. The solvers take the patch matrix P, or the layer's
+:class:`~penaltyprop.transfer.PatchOperator` (``phi.prox_operator(a)``), which supplies
+:math:`AA^\top`, :math:`VA` and :math:`RA^\top` (a convolution computes them without forming P).
+:class:`Prox` holds the checked settings of step (c) of Algorithm 2 and picks the solver;
+it is the one place where those settings are checked.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ from .backend import array_module
 from .backend.linalg import solve_spd
 from .cg import apply_H, cg_rows, cg_rows_batch
 from .checks import check_choice, check_int, check_positive
-from .transfer import apply_At
+from .transfer import patch_operator
 
 SOLVERS = ("exact", "cg", "gradient")
 EXACT_SYSTEMS = ("auto", "primal", "batch")
@@ -105,7 +108,8 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
 
     Parameters
     ----------
-    P : (m, K) patch matrix. R : (n_out, K) rows (not modified). tau_theta : float > 0.
+    P : (m, K) patch matrix, or the layer's :class:`~penaltyprop.transfer.PatchOperator`.
+    R : (n_out, K) rows (not modified). tau_theta : float > 0.
     system : ``"primal"`` (the (m+1) x (m+1) matrix H), ``"batch"`` (the K x K matrix
         :math:`G = A^\top A + I/\tau_\theta`, by the push-through identity
         :math:`A^\top H^{-1} = G^{-1} A^\top`) or ``"auto"`` (the smaller).
@@ -115,29 +119,28 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
     -------
     (VW, vb) : (n_out, m) and (n_out,).
     """
-    xp = array_module(P)
-    m, K = P.shape
+    op = patch_operator(P)  # A = [P; 1^T], (m+1, K)
+    xp = array_module(R)
+    m, K = op.shape
     system = choose_system(m, K, system)
     if system == "batch":
+        P = op.patches()
         G = P.T @ P  # G = A^T A + I/tau_theta = P^T P + 1 1^T + I/tau_theta, K x K
         G += 1
         G[xp.diag_indices(K)] += 1 / tau_theta
         # V = R G^{-1} A^T, multiplied out the cheaper way: the solve takes n_out right-hand
         # sides one way, m+1 the other (same products). Each right-hand side is a row.
         if R.shape[0] <= m + 1:
-            VW, vb = apply_At(_solve(G, R.T).T, P)  # (R G^{-1}) A^T
+            VW, vb = op.apply_At(_solve(G, R.T).T)  # (R G^{-1}) A^T
         else:
             A = xp.empty((m + 1, K), dtype=P.dtype)  # A = [P; 1^T], (m+1, K)
             A[:m], A[m] = P, 1
             Z = _solve(G, A.T, overwrite_b=True).T  # Z = A G^{-1}, (m+1, K)
             VW, vb = R @ Z[:m].T, R @ Z[m]  # R (A G^{-1})^T = R G^{-1} A^T
     else:
-        H = xp.empty((m + 1, m + 1), dtype=P.dtype)  # H = A A^T + I/tau_theta, (m+1) x (m+1)
-        H[:m, :m] = P @ P.T
-        H[:m, m] = H[m, :m] = P.sum(axis=1)
-        H[m, m] = K
-        H[xp.diag_indices(m + 1)] += 1 / tau_theta
-        BW, bb = apply_At(R, P)  # R A^T
+        H = op.gram()  # A A^T = [[P P^T, P 1], [1^T P^T, K]], (m+1) x (m+1)
+        H[xp.diag_indices(m + 1)] += 1 / tau_theta  # H = A A^T + I/tau_theta
+        BW, bb = op.apply_At(R)  # R A^T
         V = _solve(H, xp.concatenate([BW, bb[:, None]], axis=1).T, overwrite_b=True).T
         VW, vb = V[:, :m], V[:, m]  # H symmetric: V H = B  <=>  H V^T = B^T
     if info is not None:
@@ -277,22 +280,22 @@ class Prox:
         -------
         (VW, vb) with VW of ``phi.weight_shape`` and vb of shape (n_out,).
         """
-        P, R = phi.patches(a_prev), phi.to_rows(R)  # (m, K), (n_out, K)
+        A, R = phi.prox_operator(a_prev), phi.to_rows(R)  # A = [P; 1^T] (m+1, K); (n_out, K)
         if self.solver == "exact":
-            VW, vb = solve_exact(P, R, self.tau_theta, self.exact_system, info)
+            VW, vb = solve_exact(A, R, self.tau_theta, self.exact_system, info)
         elif self.solver == "gradient":
-            VW, vb = prox_gradient(apply_At(R, P), -self.tau_theta, info)  # tau_theta R A^T
+            VW, vb = prox_gradient(A.apply_At(R), -self.tau_theta, info)  # tau_theta R A^T
         elif self.cg_variant == "authors":  # unscaled gradient in, tau times the update out
-            gW, gb = apply_At(R, P)  # R A^T = -tau grad_theta J
-            DW, db = prox_cg_authors(P, (gW / -tau, gb / -tau), self.tau_theta,
+            gW, gb = A.apply_At(R)  # R A^T = -tau grad_theta J
+            DW, db = prox_cg_authors(A.patches(), (gW / -tau, gb / -tau), self.tau_theta,
                                      self.cg_iterations, self.cg_tol, info is not None, info)
             VW, vb = tau * DW, tau * db
         elif self.cg_space == "batch" or (self.cg_space == "auto"
-                                          and choose_system(*P.shape) == "batch"):
-            VW, vb = cg_rows_batch(P, R, self.tau_theta, self.cg_iterations, self.cg_tol,
-                                   info is not None, info)
+                                          and choose_system(*A.shape) == "batch"):
+            VW, vb = cg_rows_batch(A.patches(), R, self.tau_theta, self.cg_iterations,
+                                   self.cg_tol, info is not None, info)
         else:
-            VW, vb = cg_rows(P, apply_At(R, P), self.tau_theta, self.cg_iterations, self.cg_tol,
+            VW, vb = cg_rows(A, A.apply_At(R), self.tau_theta, self.cg_iterations, self.cg_tol,
                              info is not None, info)
         return VW.reshape(phi.weight_shape), vb
 

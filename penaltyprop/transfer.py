@@ -19,8 +19,11 @@ the three linear maps the algorithms use are
   ``adjoint_a`` (for a dense layer :math:`W^\top\delta`).
 
 The module-level :func:`apply_A` and :func:`apply_At` are the same two maps on a patch matrix
-in rows. The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, ``P`` and rows,
-so they serve every transfer function unchanged (DESIGN.md, decision 5).
+in rows. The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, rows and the
+layer's :class:`PatchOperator` (``phi.prox_operator(a)``), which gives them :math:`AA^\top`,
+:math:`V \mapsto VA` and :math:`R \mapsto RA^\top`, so they serve every transfer function
+unchanged (DESIGN.md, decision 5). The default operator holds P; a layer that can compute those
+three pieces faster without P (a convolution, :mod:`penaltyprop.conv`) supplies its own.
 """
 from __future__ import annotations
 
@@ -59,6 +62,54 @@ def apply_At(R, P):
     return R @ P.T, R.sum(axis=1)  # (n_out, K) @ (K, m); (n_out,)
 
 
+class PatchOperator:
+    r""":math:`A = [P; \mathbf{1}^\top]` (m+1, K) of one layer at its input: the three pieces of the
+    prox step (Eqs. 11, 14, 44), from the patch matrix P (m, K) itself.
+
+    The prox solvers take this object from ``phi.prox_operator(a)`` and ask it for
+    :meth:`gram` (:math:`AA^\top`, the exact solve), :meth:`apply_A` and :meth:`apply_At`
+    (:math:`\phi` and its adjoint in :math:`\theta`, the right-hand side and CG), and, for the
+    batch-space solvers, :meth:`patches`. This default is the literal definition; a layer that
+    computes the same pieces faster overrides them (:class:`penaltyprop.conv.ConvPatchOperator`),
+    and a test holds the two equal.
+
+    Parameters
+    ----------
+    P : (m, K) patch matrix (``a`` itself for a dense layer).
+    """
+
+    def __init__(self, P):
+        self.P = P
+        self.shape = tuple(P.shape)  # (m, K)
+
+    def patches(self):
+        """The patch matrix P, (m, K)."""
+        return self.P
+
+    def gram(self):
+        r""":math:`AA^\top = [[PP^\top, P\mathbf{1}], [\mathbf{1}^\top P^\top, K]]`, (m+1, m+1)."""
+        P = self.P
+        m, K = P.shape
+        G = array_module(P).empty((m + 1, m + 1), dtype=P.dtype)
+        G[:m, :m] = P @ P.T
+        G[:m, m] = G[m, :m] = P.sum(axis=1)
+        G[m, m] = K
+        return G
+
+    def apply_A(self, VW, vb):
+        r""":math:`V A = V_W P + v_b\mathbf{1}^\top`, (n_out, K) (:func:`apply_A`)."""
+        return apply_A(VW, vb, self.P)
+
+    def apply_At(self, R):
+        r""":math:`R A^\top = (R P^\top, R\mathbf{1})`, (n_out, m) and (n_out,) (:func:`apply_At`)."""
+        return apply_At(R, self.P)
+
+
+def patch_operator(P):
+    """``P`` itself if it is a :class:`PatchOperator`, else the default operator of the array P."""
+    return P if isinstance(P, PatchOperator) else PatchOperator(P)
+
+
 class LinearTransfer:
     r"""Base class of a transfer function that is linear in :math:`\theta`.
 
@@ -88,6 +139,11 @@ class LinearTransfer:
     def adjoint_patches(self, G, N):
         """Adjoint of :meth:`patches`: an (m, K) array back to the input shape (*in_shape, N)."""
         raise NotImplementedError
+
+    def prox_operator(self, a):
+        """The :class:`PatchOperator` of A = [P(a); 1^T] for the prox solvers: by default P(a)
+        built once by :meth:`patches`; a layer may return a faster one with the same maps."""
+        return PatchOperator(self.patches(a))
 
     # ---------------------------------------------------------------- parameters
     @property

@@ -54,6 +54,23 @@ def check_sizes(sizes, name="sizes"):
     return [int(n) for n in sizes]
 
 
+def check_dtype(dtype, name="dtype"):
+    """``"float32"`` or ``"float64"`` from a name, a NumPy type (``np.float64``) or a dtype."""
+    try:
+        text = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    except TypeError:
+        text = None
+    if text not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}")
+    return text
+
+
+def check_array(x, name):
+    """Raise ValueError unless ``x`` is an array (has a shape and a dtype)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ValueError(f"{name} must be an array, got {type(x).__name__}")
+
+
 def check_finite(x, name):
     """Raise ValueError if ``x`` holds NaN or inf (a device sync on the GPU)."""
     if not bool(array_module(x).isfinite(x).all()):
@@ -63,15 +80,16 @@ def check_finite(x, name):
 def check_plain_array(x, name):
     """Refuse what NumPy's functions would mishandle deep inside: ``numpy.matrix``, masked
     arrays and non-native byte order, each with what to pass instead."""
+    expr = name.split(" (")[0]  # "theta[0][0] (W)" -> "theta[0][0]", for the code to pass
     if isinstance(x, np.matrix):
-        raise ValueError(f"{name} is a numpy.matrix; pass numpy.asarray({name}) instead")
+        raise ValueError(f"{name} is a numpy.matrix; pass numpy.asarray({expr}) instead")
     if isinstance(x, np.ma.MaskedArray):
         raise ValueError(f"{name} is a masked array, whose mask would be ignored; pass "
-                         f"{name}.filled(value) or drop the masked entries")
+                         f"{expr}.filled(value) or drop the masked entries")
     dtype = getattr(x, "dtype", None)
     if isinstance(dtype, np.dtype) and not dtype.isnative:
         raise ValueError(f"{name} has non-native byte order ({dtype.str}); pass "
-                         f"{name}.astype({dtype.newbyteorder('=').name!r}) instead")
+                         f"{expr}.astype({dtype.newbyteorder('=').name!r}) instead")
 
 
 def check_X(net, X, name="X"):
@@ -95,6 +113,9 @@ def check_theta(net, theta, like=None, finite=True):
         raise ValueError(f"theta must be a list of {net.n_linear} (W, b) pairs, got {got}")
     xp = array_module(like) if like is not None else None
     for l, (phi, theta_l) in enumerate(zip(net.phis, theta)):
+        if isinstance(theta_l, (tuple, list)) and len(theta_l) == 2:
+            check_array(theta_l[0], f"theta[{l}][0] (W)")  # a list has no shape: say so
+            check_array(theta_l[1], f"theta[{l}][1] (b)")
         check_params(phi, theta_l, l, xp)
         W, b = theta_l
         for name, p in ((f"theta[{l}][0] (W)", W), (f"theta[{l}][1] (b)", b)):
@@ -123,21 +144,21 @@ def _check_theta_finite(theta):
     raise ValueError(f"theta[{l}][{which}] ({'Wb'[which]}) contains NaN or inf values")
 
 
-def check_labels(net, y, N, like):
-    """y must be N integer labels in 0 .. n_classes-1 on X's backend."""
+def check_labels(net, y, N, like, name="y"):
+    """y must be N integer labels in 0 .. n_classes-1 on X's backend (``name``: for messages)."""
     xp = array_module(like)
-    if hasattr(y, "dtype"):
-        check_plain_array(y, "y")
+    check_array(y, name)
+    check_plain_array(y, name)
     if not hasattr(y, "shape") or tuple(y.shape) != (N,):
-        raise ValueError(f"y must have shape ({N},) (one label per column of X), "
+        raise ValueError(f"{name} must have shape ({N},) (one label per column of X), "
                          f"got {tuple(getattr(y, 'shape', ()))}")
     if array_module(y) is not xp:
-        raise ValueError("y lives on a different backend than X")
+        raise ValueError(f"{name} lives on a different backend than X")
     if y.dtype.kind not in "iu":
-        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     C = net.n_classes
     if N and (bool((y < 0).any()) or bool((y >= C).any())):
-        raise ValueError(f"y must hold labels in 0..{C - 1} (the network has {C} classes), "
+        raise ValueError(f"{name} must hold labels in 0..{C - 1} (the network has {C} classes), "
                          f"got values in {int(y.min())}..{int(y.max())}")
 
 

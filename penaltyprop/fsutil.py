@@ -95,6 +95,8 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
         One line naming ``name`` and the path: it is a file, it cannot be created, it is not
         writable (read-only, permissions), or its disk is full.
     """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise error(f"{name} must be the path of a folder, got {path!r}")
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise error(f"{name} {path} is a file, not a folder")
@@ -131,8 +133,9 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
 def atomic_writer(path):
     """Open a binary file that replaces ``path`` only when the ``with`` block succeeds.
 
-    The data goes to ``.<name>-p<pid>@<host>-<random>.tmp`` in the same folder; it is flushed
-    to disk, then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows). On any
+    The data goes to ``.<name>-p<pid>@<host>-<random>.tmp`` in the same folder (with the
+    permissions a plain ``open`` would give, 0666 less the umask); it is flushed to disk, then
+    renamed over ``path`` (``os.replace``, atomic on POSIX and Windows). On any
     error the temporary is deleted; after a kill -9 :func:`remove_stale` recognises it.
 
     Yields
@@ -144,6 +147,8 @@ def atomic_writer(path):
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide results from the user's group
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -151,6 +156,13 @@ def atomic_writer(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text) -> None:

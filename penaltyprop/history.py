@@ -24,6 +24,37 @@ def new_history() -> dict:
     return history
 
 
+def check_history(history) -> None:
+    """Raise ValueError saying what is wrong with a history read back from a checkpoint.
+
+    Its per-epoch series are lists of numbers (``batch_loss`` starts with None) of one length,
+    ``epoch`` counts 0, 1, 2, ...; ``diverged`` is a bool, ``diverged_epoch`` and ``steps``
+    integers (or None), ``diverged_reason`` a string (or None). A history that breaks this
+    would continue the run wrongly (a shorter ``epoch`` list redid epochs) or crash it.
+    """
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key in SERIES:
+        values = history.get(key)
+        if not isinstance(values, list) or not all(
+                number(v) or (v is None and key == "batch_loss") for v in values):
+            raise ValueError(f"history {key} is not a list of numbers")
+    lengths = {len(history[key]) for key in SERIES}
+    if len(lengths) != 1:
+        raise ValueError(f"history series have different lengths ({sorted(lengths)})")
+    if history["epoch"] != list(range(len(history["epoch"]))):
+        raise ValueError("history epoch does not count 0, 1, 2, ...")
+    if not isinstance(history.get("diverged"), bool):
+        raise ValueError(f"history diverged is {history.get('diverged')!r}, not true or false")
+    for key, kinds in (("diverged_epoch", int), ("steps", int), ("diverged_reason", str)):
+        value = history.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise ValueError(f"history {key} is {value!r}, not {kinds.__name__} or None")
+    if not isinstance(history.get("diagnostics", []), list):
+        raise ValueError("history diagnostics is not a list")
+
+
 def evaluate(net, theta, X, y, chunk=5000):
     r"""Mean loss :math:`J(\theta; X, y)` and accuracy over all columns of X, ``chunk`` at a time.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .backend import get_backend, host_rng, to_device
-from .checks import check_sizes
+from .checks import check_dtype, check_int, check_sizes
 from .nonlinearities import Elementwise, Identity, get_activation
 from .pooling import fuse
 from .transfer import Linear, LinearTransfer
@@ -122,6 +122,9 @@ class Network:
             raise ValueError("layers must start with a linear layer (Linear or Conv2d)")
         if not isinstance(layers[-1], LinearTransfer):
             raise ValueError("layers must end with a linear layer that outputs class scores")
+        if layers[-1].out_shape[0] < 2:  # one class: the loss is 0 for every theta
+            raise ValueError(f"the last layer {layers[-1]!r} must output at least 2 class scores "
+                             f"(softmax cross-entropy of one class is 0: nothing would train)")
         groups = []
         for layer in layers:
             if isinstance(layer, LinearTransfer):
@@ -174,10 +177,9 @@ class Network:
         -------
         theta : list of (W_l, b_l) pairs, ``theta[l-1]`` for layer l (0-based list).
         """
-        if str(dtype) not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = check_dtype(dtype)  # a name, np.float64 or a numpy dtype
         xp = get_backend(backend)
-        rng = host_rng(seed)
+        rng = host_rng(check_int(seed, "seed", 0))
         theta = []
         for phi in self.phis:
             W, b = phi.init(rng, dtype)

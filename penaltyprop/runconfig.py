@@ -8,10 +8,10 @@ data fingerprint included); :func:`device_data` moves the data to the device onc
 from __future__ import annotations
 
 from .backend import get_backend, set_rng_state, to_device
-from .checkpoint import load_checkpoint
-from .checks import check_choice, check_int, check_labels, check_X
+from .checkpoint import CheckpointError, load_checkpoint
+from .checks import check_dtype, check_int, check_labels, check_theta, check_X
 from .data import batch_last, fingerprint
-from .history import new_history
+from .history import check_history, new_history
 from .methods import Method
 from .optim import OptState
 
@@ -21,15 +21,15 @@ HISTORY = "history.json"
 
 
 def device_data(net, data, xp, dtype):
-    """Train, validation and test arrays on the device, batch-last, cast; val/test checked."""
+    """Train, validation and test arrays on the device, batch-last, cast, checked (the messages
+    name ``X_train``, ``y_val``, ...)."""
     image_shape = tuple(data.image_shape) if len(net.input_shape) == 3 else None
     arrays = []
-    for X, y, name in ((data.X_train, data.y_train, "X_train"), (data.X_val, data.y_val, "X_val"),
-                       (data.X_test, data.y_test, "X_test")):
+    for part in ("train", "val", "test"):
+        X, y = getattr(data, f"X_{part}"), getattr(data, f"y_{part}")
         X, y = batch_last(to_device(X, xp, dtype), image_shape), to_device(y, xp)
-        if name != "X_train":  # the training data are checked with theta (check_problem)
-            check_X(net, X, name)
-            check_labels(net, y, X.shape[-1], like=X)
+        check_X(net, X, f"X_{part}")
+        check_labels(net, y, X.shape[-1], like=X, name=f"y_{part}")
         arrays += [X, y]
     return arrays
 
@@ -42,12 +42,21 @@ def start(net, optimizer, method, config, theta, out_dir, resume, rng, xp):
                              "continues from its checkpoint")
         if out_dir is None:
             raise ValueError("resume=True needs the out_dir of the run to continue")
-        return resume_from(out_dir / CHECKPOINT, config, rng, xp)
+        theta, state, history = resume_from(out_dir / CHECKPOINT, config, rng, xp)
+        try:  # a tampered file: theta of another shape or dtype than the run's
+            check_theta(net, theta, finite=False)  # a diverged run's theta is not finite
+            if str(theta[0][0].dtype) != config["dtype"]:
+                raise ValueError(f"theta has dtype {theta[0][0].dtype}, the run {config['dtype']}")
+        except ValueError as err:
+            raise CheckpointError(f"{out_dir / CHECKPOINT} is a damaged checkpoint: {err}") from None
+        return theta, state, history
     if out_dir is not None and (out_dir / CHECKPOINT).exists():
         raise ValueError(f"out_dir {out_dir} already holds {CHECKPOINT}: resume it "
                          f"(resume=True, --resume) or choose another out_dir")
     if theta is None:
         theta = net.init(seed=config["seed"], dtype=config["dtype"], backend=config["backend"])
+    else:  # given parameters must be finite (only a resumed, diverged run's may not be)
+        check_theta(net, theta, like=xp.zeros(1, dtype=config["dtype"]))
     state = OptState(0, {}) if optimizer is None else optimizer.init(theta)
     return theta, state, new_history()
 
@@ -81,7 +90,7 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
     if batch_size > N:
         raise ValueError(f"batch_size={batch_size} is larger than the training set "
                          f"({N} samples)")
-    check_choice(str(dtype), "dtype", DTYPES)
+    dtype = check_dtype(dtype)  # "float32", np.float32 or numpy.dtype("float32")
     get_backend(backend)  # raises ValueError for an unknown or unavailable backend
     return {"net": repr(net), "data": {"name": data.name, "n_train": N,
                                        "n_val": len(data.y_val), "n_test": len(data.y_test),
@@ -130,6 +139,10 @@ def resume_from(path, config, rng, xp):
     if differ:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in differ)
         raise ValueError(f"cannot resume {path} with different settings ({detail})")
+    try:
+        check_history(ckpt["history"])
+    except ValueError as err:
+        raise CheckpointError(f"{path} is a damaged checkpoint: {err}") from None
     set_rng_state(rng, ckpt["rng_state"])
     history = ckpt["history"]
     history.setdefault("diagnostics", [])

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .backend import array_module, get_backend, host_rng, rng_state, to_device, to_float
 from .backend import numpy as np
 from .checkpoint import remove_stale_temporaries, save_checkpoint
-from .checks import check_int, check_problem
+from .checks import check_int, check_theta
 from .fsutil import atomic_write_text, check_writable_dir, remove_stale, temporaries
 from .history import SERIES, evaluate, format_epoch, new_history
 from .methods import BackProp
@@ -149,9 +149,10 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
     # Where the run starts: a checkpoint, given parameters, or net.init.
     rng = host_rng([config["seed"], 1])  # the minibatch order; independent of net.init(seed)
     theta, state, history = start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
-    # theta's structure, dtype and backend; X and y. A diverged run's checkpoint may hold
-    # non-finite theta: the evaluation below reports that, so finiteness is not checked here.
-    check_problem(net, theta, X, y, finite_theta=False)
+    # theta's structure, dtype and backend (the data were checked by device_data, a given theta
+    # also for NaN by start). A diverged run's checkpoint may hold non-finite theta: the
+    # evaluation below reports that, so finiteness is not checked here.
+    check_theta(net, theta, like=X, finite=False)
     lifted = method.kind == "lifted"
     method_state = method.init_state(net, theta, X, y) if lifted else None
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from .. import bench
-from ..fsutil import check_writable_dir
+from ..fsutil import atomic_write_text, check_writable_dir
 from ..methods import METHODS, method_settings
 from ..model_spec import PAPER_MLP, parse_model
-from .common import nonneg_int, positive_int
+from .common import nonneg_int, path, positive_float, positive_int
 from .method_flags import add_method_flags, flag, method_from_args
 
 #: the bench's own flags that are also method settings: with --method they set the method
@@ -70,13 +70,13 @@ def add_arguments(parser):
                         help="k of the CG-k modes (default "
                              f"{' '.join(map(str, bench.CG_ITERATIONS))}); with --method "
                              "proxprop: its cg_iterations (one k)")
-    parser.add_argument("--tau-theta", type=float, default=None,
+    parser.add_argument("--tau-theta", type=positive_float, default=None,
                         help=f"prox step size (default {bench.TAU_THETA:g}, the paper's; the cost "
                              "does not depend on it); with --method proxprop: its tau_theta")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip timing the pieces of a step")
-    parser.add_argument("--json", metavar="OUT", default=None, help="also write the results here")
+    parser.add_argument("--json", metavar="OUT", type=path, default=None, help="also write the results here")
     parser.add_argument("--load", type=nonneg_int, default=0, metavar="K",
                         help="time under load: K competing single-threaded GEMM processes run "
                              "during the timings (default 0)")
@@ -118,6 +118,8 @@ def execute(args) -> dict:
     """Run the benchmark for parsed ``args``, print the report, write the JSON; the result."""
     modes, cg_iterations, tau_theta, methods = _chosen(args)
     if args.json:  # before the benchmark, not after it
+        if Path(args.json).expanduser().is_dir():
+            raise ValueError(f"--json {args.json} is a folder; name the file to write")
         check_writable_dir(Path(args.json).expanduser().parent, "--json's folder")  # made if missing
     result = bench.benchmark(model=args.model, batch_size=args.batch_size, dtype=args.dtype,
                              backend=args.backend, repetitions=args.repetitions, modes=modes,
@@ -127,8 +129,7 @@ def execute(args) -> dict:
                              progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(bench.format_report(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(Path(args.json).expanduser(), json.dumps(result, indent=1))
     return result
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import math
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -27,6 +28,14 @@ def number(kind, minimum, strict):
 
     parse.__name__ = f"{kind.__name__} {relation} {minimum}"  # argparse's "invalid ... value"
     return parse
+
+
+def path(text):
+    """An argparse type: a non-empty path (``--out ""``, e.g. from an unset variable, would
+    otherwise mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return Path(text)
 
 
 positive_float = number(float, 0, strict=True)

@@ -18,6 +18,7 @@ from .common import (
     blas_threads,
     describe_data,
     nonneg_int,
+    path,
     positive_int,
     say,
 )
@@ -47,7 +48,7 @@ def add(subparsers):
     p.add_argument("--batch-size", type=positive_int, default=100,
                    help="minibatch size (default 100)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"),
+    p.add_argument("--out", type=path, default=Path("runs/demo"),
                    help="folder for demo.png and results.json (default runs/demo)")
     add_progress_flag(p)
     add_threads_flag(p, default=1)

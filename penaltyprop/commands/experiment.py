@@ -8,6 +8,7 @@ from ..data import DataError
 from ..experiments import EXPERIMENTS, SCALES, run_experiment
 from ..fsutil import check_writable_dir
 from ..prox import CG_VARIANTS
+from .common import nonneg_int, path
 
 
 def add(subparsers):
@@ -28,21 +29,21 @@ def add_arguments(parser):
     parser.add_argument("--scale", choices=SCALES, default="small",
                         help="paper: the paper's setting (GPU, hours); small: minutes on a "
                              "CPU (default); tiny: synthetic data, seconds")
-    parser.add_argument("--data-dir", default=None,
+    parser.add_argument("--data-dir", type=path, default=None,
                         help="folder holding cifar-10-batches-bin/ (default: the cache, "
                              "$PENALTYPROP_DATA_DIR)")
     parser.add_argument("--download", action="store_true",
                         help="download CIFAR-10 (170 MB, checksum-verified) when missing")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--out", type=path, default=None,
                         help="output folder (default runs/experiments/NAME-SCALE)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     parser.add_argument("--cg-variant", choices=CG_VARIANTS, default="textbook",
                         help="ProxProp's CG: textbook or the authors' code (figure2, table1, "
                              "figure3)")
     parser.add_argument("--optimizer", choices=("nesterov", "sgd"), default=None,
                         help="table1 only: Nesterov momentum 0.95 (default) or plain SGD")
-    parser.add_argument("--mnist-csv", metavar="PATH", default=None,
+    parser.add_argument("--mnist-csv", metavar="PATH", type=path, default=None,
                         help="family only: read MNIST from this CSV file (784 pixels and the "
                              "label per line, e.g. a 5,000-image subset; split at random, "
                              "fixed) instead of the full set")

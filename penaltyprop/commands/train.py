@@ -1,8 +1,6 @@
 """``penaltyprop train``: one training run, every setting on a flag."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import optim
 from ..data import DATASETS, load_dataset
 from ..fsutil import check_writable_dir
@@ -17,6 +15,7 @@ from .common import (
     describe_method,
     nonneg_float,
     nonneg_int,
+    path,
     positive_float,
     positive_int,
     say,
@@ -46,7 +45,7 @@ def add(subparsers):
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits (shipped, default), cifar10 (the paper's) or mnist")
-    g.add_argument("--data-dir", type=Path,
+    g.add_argument("--data-dir", type=path,
                    help="folder holding the extracted data set (default: the package's cache, "
                         "or $PENALTYPROP_DATA_DIR)")
     g.add_argument("--no-download", dest="download", action="store_false",
@@ -83,7 +82,7 @@ def add(subparsers):
                    help="floating type of data and parameters (default float32)")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                    help="numpy (CPU, default) or cupy (NVIDIA GPU)")
-    g.add_argument("--out", type=Path,
+    g.add_argument("--out", type=path,
                    help="folder for history.json, training.png and checkpoint.npz")
     g.add_argument("--resume", action="store_true",
                    help="continue the run checkpointed in --out")
@@ -142,6 +141,10 @@ def settings(args):
     tau is None for a lifted method (it has no optimizer: one epoch is one full-batch sweep).
     """
     method = method_from_args(args)
+    if args.resume and args.out is None:  # for every kind of method
+        raise ValueError("--resume needs --out, the folder of the run to continue")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise ValueError(f"--data-dir {args.data_dir} is not a folder")
     if method.kind == "lifted":
         for name in ("tau", "optimizer", "momentum", "batch_size"):
             if getattr(args, name) is not None:
@@ -159,10 +162,6 @@ def settings(args):
         raise ValueError("--optimizer nesterov needs --momentum > 0 (or use --optimizer sgd)")
     if args.momentum is not None and not args.momentum < 1:
         raise ValueError(f"--momentum must be < 1, got {args.momentum:g}")
-    if args.resume and args.out is None:
-        raise ValueError("--resume needs --out, the folder of the run to continue")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        raise ValueError(f"--data-dir {args.data_dir} is not a folder")
     if args.tau is not None:
         return method, args.tau
     if args.optimizer == "adam":

@@ -271,6 +271,7 @@ def fingerprint(data, rows=256) -> str:
         digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())  # (N,)
         if N:
             picks = np.unique(np.linspace(0, N - 1, min(rows, N)).round().astype(np.int64))
-            digest.update(np.ascontiguousarray(X[picks], dtype=np.float32).tobytes())
+            with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32: inf
+                digest.update(np.ascontiguousarray(X[picks], dtype=np.float32).tobytes())
     d = data.X_train.shape[1]  # n_0, the length of one sample
     return f"{sizes[0]}/{sizes[1]}/{sizes[2]}x{d}:{digest.hexdigest()[:16]}"

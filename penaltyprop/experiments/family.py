@@ -96,6 +96,12 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
     dict: ``datasets`` (name -> its results.json content and its ``summary`` rows),
     ``markdown`` (every table) and ``wall_s``.
     """
+    if mnist_csv is not None:  # before the first data set's runs, not hours later
+        if not any(spec.data == "mnist" for spec in scale.datasets):
+            raise ValueError(f"mnist_csv does not apply to scale {scale_name!r}: it has no "
+                             f"MNIST data set")
+        if not Path(mnist_csv).expanduser().is_file():
+            raise ValueError(f"mnist_csv {mnist_csv} is not a file")
     out = Path(out)
     t0 = time.perf_counter()
     results, tables = {}, []

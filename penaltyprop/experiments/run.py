@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..backend import BACKENDS
+from ..checks import check_int
 from . import conditioning, family, training
 from .runner import Store, load_data, log_line
 from .settings import FAMILY_SETTINGS, SCALES, SETTINGS
@@ -115,6 +116,7 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         raise ValueError(f"cg_variant only applies to {uses}, not {name!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    seed = check_int(seed, "seed", 0)  # before a results.json is written
     if optimizer is None:
         optimizer = experiment.optimizer
     elif optimizer not in (experiment.optimizers or (experiment.optimizer,)):

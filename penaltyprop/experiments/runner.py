@@ -89,9 +89,13 @@ class Store:
             except (ValueError, AssertionError):
                 raise ValueError(f"{self.path} is not a penaltyprop results file (corrupt or "
                                  "cut short); move it away or choose another --out") from None
-            if self.data["settings"] != settings:
-                raise ValueError(f"out {self.out} holds results of other settings "
-                                 f"({self.data['settings']} != {settings}); choose another --out")
+            old = self.data["settings"]
+            if old != settings:
+                keys = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+                what = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(settings.get(k))}"
+                                 for k in keys)
+                raise ValueError(f"--out {self.out} holds results of other settings ({what}); "
+                                 f"choose another --out")
         else:
             self.data = {"settings": settings, "runs": {}, "extra": {}}
             self.save()
@@ -242,6 +246,12 @@ def _epochs_done(run_dir):
         return max(len(json.loads((run_dir / HISTORY).read_text())["epoch"]) - 1, 0)
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+
+
+def _short(value, width=60) -> str:
+    """``repr(value)``, cut to ``width`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def format_duration(seconds) -> str:

@@ -10,7 +10,10 @@ kernel instead of col2im. ``tests/test_conv_fast_paths.py`` and
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from .backend import array_module
+from .backend.linalg import numpy_lapack
 
 #: Bytes of patch matrix built per block on the CPU: a block of P stays in the last-level
 #: cache (32 MB on the 2-core machine) between its im2col copy and its GEMM. Measured there,
@@ -19,6 +22,23 @@ from .backend import array_module
 #: cores) many small multithreaded GEMMs stall: a BackProp step took 3.4x (8 MB blocks), 1.3x
 #: (32 MB) and 1.2x (whole) the time of the unblocked code. 32 MB is the compromise.
 BLOCK_BYTES = 32 * 2**20
+
+
+def one_blas_thread(xp):
+    r"""Context: BLAS calls of this thread run on it alone (NumPy's OpenBLAS; else a no-op).
+
+    The convolution's prox operator (:class:`penaltyprop.conv.ConvPatchOperator`) runs
+    :func:`patch_gram` and :func:`patch_product` in it. Many multithreaded GEMMs in a row, each
+    with barriers between slices of its work, stall when other processes compete for the cores:
+    every barrier waits for a descheduled worker (as the Cholesky factorisation does, see
+    ``backend.linalg``). Measured on the 2-core machine under load (a niced paper-scale run and
+    a test run beside it), medians of 7 interleaved rounds, default CNN at N = 500, layers 1/2/3:
+    the Gram matrix took 170/242/128 ms on one thread against 376/3136/802 ms on two (the whole
+    P P^T on two: 703/3281/822 ms); :math:`V_WP + v_b\mathbf 1^\top` took 53/65/19 ms against
+    95/187/47 ms. :func:`patch_gradient` stays on two threads (48/65/16 against 55/74/25 ms).
+    """
+    lapack = numpy_lapack() if xp.__name__ == "numpy" else None
+    return lapack.one_thread() if lapack is not None else nullcontext()
 
 
 def pad_or_crop(a, q):

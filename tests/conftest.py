@@ -25,3 +25,13 @@ def pytest_generate_tests(metafunc):
 def xp(backend):
     """The array namespace of the selected backend."""
     return get_backend(backend)
+
+
+@pytest.fixture(params=[1, 10**9], ids=["one-row-blocks", "one-block"])
+def block_bytes(request, monkeypatch):
+    """The convolutions' fast paths with tiny blocks (one output row each, a short last block)
+    and with one block of all rows."""
+    from penaltyprop import patches
+
+    monkeypatch.setattr(patches, "BLOCK_BYTES", request.param)
+    return request.param

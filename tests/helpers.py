@@ -60,3 +60,35 @@ def cos_angle(u, v):
     """cos of the angle between two arrays, flattened."""
     u, v = np.ravel(u), np.ravel(v)
     return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+#: small convolutions for the fast-path tests: (c_in, c_out, k, (H, W), padding, N)
+CONV_SHAPES = [
+    (2, 3, 3, (6, 6), 1, 3),
+    (1, 2, 5, (7, 5), 2, 2),
+    (3, 2, 2, (4, 5), 0, 4),
+    (2, 1, 1, (3, 3), 2, 1),  # padding beyond the kernel's reach (k - 1 - p < 0)
+    (2, 2, 4, (3, 2), 3, 2),
+]
+
+
+def randn(rng, shape, xp):
+    """Standard normal entries on the backend ``xp``."""
+    return to_device(rng.standard_normal(shape), xp)
+
+
+def assert_close(got, expected, scale):
+    """Largest entry-wise difference at most 1e-12 * scale (float64 rounding of reordered sums)."""
+    assert np.max(np.abs(to_host(got) - to_host(expected))) <= 1e-12 * scale
+
+
+def rewrite_checkpoint(path, change):
+    """Re-save a checkpoint's arrays after ``change(arrays, meta)`` edits them in place."""
+    import json
+
+    with np.load(path) as f:
+        arrays = {name: f[name] for name in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    change(arrays, meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)

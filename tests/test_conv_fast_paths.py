@@ -13,55 +13,32 @@ fused sigma selects and multiplies by 0/1 only, so it agrees exactly.
 """
 import numpy as np
 import pytest
+from helpers import CONV_SHAPES, assert_close, randn
 
 import penaltyprop as pp
-from penaltyprop import patches as patches_module
 from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.network import Compose
 from penaltyprop.pooling import ReLUMaxPool
 
-SHAPES = [  # (c_in, c_out, k, (H, W), padding, N)
-    (2, 3, 3, (6, 6), 1, 3),
-    (1, 2, 5, (7, 5), 2, 2),
-    (3, 2, 2, (4, 5), 0, 4),
-    (2, 1, 1, (3, 3), 2, 1),  # padding beyond the kernel's reach (k - 1 - p < 0)
-    (2, 2, 4, (3, 2), 3, 2),
-]
 
-
-@pytest.fixture(params=[1, 10**9], ids=["one-row-blocks", "one-block"])
-def block_bytes(request, monkeypatch):
-    """Tiny blocks (one output row each, a short last block) and one block of all rows."""
-    monkeypatch.setattr(patches_module, "BLOCK_BYTES", request.param)
-    return request.param
-
-
-def _rand(rng, shape, xp):
-    return to_device(rng.standard_normal(shape), xp)
-
-
-def _close(got, expected, scale):
-    assert np.max(np.abs(to_host(got) - to_host(expected))) <= 1e-12 * scale
-
-
-@pytest.mark.parametrize("c_in,c_out,k,hw,p,N", SHAPES)
+@pytest.mark.parametrize("c_in,c_out,k,hw,p,N", CONV_SHAPES)
 def test_blocked_maps_equal_the_literal_ones(backend, block_bytes, c_in, c_out, k, hw, p, N):
     xp = get_backend(backend)
     rng = np.random.default_rng(7)
     conv = pp.Conv2d(c_in, c_out, k, in_hw=hw, padding=p)
-    a = _rand(rng, (c_in, *hw, N), xp)
-    W, b = _rand(rng, conv.weight_shape, xp), _rand(rng, (c_out,), xp)
-    delta = _rand(rng, (*conv.out_shape, N), xp)
+    a = randn(rng, (c_in, *hw, N), xp)
+    W, b = randn(rng, conv.weight_shape, xp), randn(rng, (c_out,), xp)
+    delta = randn(rng, (*conv.out_shape, N), xp)
     P, Wm, R = conv.patches(a), conv.weight_matrix(W), conv.to_rows(delta)
     scale = 1 + float(np.abs(to_host(P)).sum() * max(np.abs(to_host(W)).max(), np.abs(to_host(R)).max()))
     # forward: W_mat P + b 1^T
-    _close(conv((W, b), a), conv.from_rows(Wm @ P + b[:, None], N), scale)
+    assert_close(conv((W, b), a), conv.from_rows(Wm @ P + b[:, None], N), scale)
     # adjoint in theta: (delta P^T, delta 1)
     dW, db = conv.adjoint_theta(a, delta)
-    _close(dW, (R @ P.T).reshape(conv.weight_shape), scale)
-    _close(db, R.sum(axis=1), scale)
+    assert_close(dW, (R @ P.T).reshape(conv.weight_shape), scale)
+    assert_close(db, R.sum(axis=1), scale)
     # adjoint in a: col2im of W_mat^T delta
-    _close(conv.adjoint_a((W, b), delta), conv.adjoint_patches(Wm.T @ R, N), scale)
+    assert_close(conv.adjoint_a((W, b), delta), conv.adjoint_patches(Wm.T @ R, N), scale)
 
 
 def test_blocked_forward_keeps_float32(backend, block_bytes):
@@ -87,7 +64,7 @@ def test_fused_relu_pool_equals_the_chain(backend, flatten, k):
     z = to_device(rng.integers(-2, 3, size=(3, 2 * k, 3 * k, 5)).astype(float), xp)
     out = sigma(z)
     np.testing.assert_array_equal(to_host(out), to_host(sigma.chain(z)))
-    v = _rand(rng, out.shape, xp)
+    v = randn(rng, out.shape, xp)
     np.testing.assert_array_equal(to_host(sigma.vjp(z, v)), to_host(sigma.chain_vjp(z, v)))
 
 

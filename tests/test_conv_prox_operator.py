@@ -16,45 +16,22 @@ that rounding by its condition number cond(H) <= 1 + tau_theta ||A||^2: 1e-12 co
 """
 import numpy as np
 import pytest
+from helpers import CONV_SHAPES, assert_close, randn
 
 import penaltyprop as pp
-from penaltyprop import patches as patches_module
 from penaltyprop.backend import get_backend, to_device, to_host
 from penaltyprop.cg import apply_H, cg_rows
 from penaltyprop.conv import ConvPatchOperator
 from penaltyprop.prox import solve_exact
 from penaltyprop.transfer import LinearTransfer, PatchOperator
 
-SHAPES = [  # (c_in, c_out, k, (H, W), padding, N)
-    (2, 3, 3, (6, 6), 1, 3),
-    (1, 2, 5, (7, 5), 2, 2),
-    (3, 2, 2, (4, 5), 0, 4),
-    (2, 1, 1, (3, 3), 2, 1),  # padding beyond the kernel's reach
-    (2, 2, 4, (3, 2), 3, 2),
-]
 
-
-@pytest.fixture(params=[1, 10**9], ids=["one-row-blocks", "one-block"])
-def block_bytes(request, monkeypatch):
-    """Tiny blocks (one output row each, a short last block) and one block of all rows."""
-    monkeypatch.setattr(patches_module, "BLOCK_BYTES", request.param)
-    return request.param
-
-
-def _rand(rng, shape, xp):
-    return to_device(rng.standard_normal(shape), xp)
-
-
-def _close(got, expected, scale):
-    assert np.max(np.abs(to_host(got) - to_host(expected))) <= 1e-12 * scale
-
-
-@pytest.mark.parametrize("c_in,c_out,k,hw,p,N", SHAPES)
+@pytest.mark.parametrize("c_in,c_out,k,hw,p,N", CONV_SHAPES)
 def test_conv_operator_equals_the_literal_one(backend, block_bytes, c_in, c_out, k, hw, p, N):
     xp = get_backend(backend)
     rng = np.random.default_rng(3)
     conv = pp.Conv2d(c_in, c_out, k, in_hw=hw, padding=p)
-    a = _rand(rng, (c_in, *hw, N), xp)
+    a = randn(rng, (c_in, *hw, N), xp)
     fast, literal = conv.prox_operator(a), PatchOperator(conv.patches(a))
     assert isinstance(fast, ConvPatchOperator)
     assert fast.shape == literal.shape == (c_in * k * k, conv.out_shape[1] * conv.out_shape[2] * N)
@@ -63,18 +40,18 @@ def test_conv_operator_equals_the_literal_one(backend, block_bytes, c_in, c_out,
     # A A^T = [[P P^T, P 1], [1^T P^T, K]]: every entry a sum of K terms of size <= max|P|^2
     A = np.vstack([P, np.ones((1, P.shape[1]))])
     scale = 1 + A.shape[1] * float(np.abs(A).max()) ** 2
-    _close(literal.gram(), A @ A.T, scale)
-    _close(fast.gram(), literal.gram(), scale)
+    assert_close(literal.gram(), A @ A.T, scale)
+    assert_close(fast.gram(), literal.gram(), scale)
     # R A^T and V A
-    R = _rand(rng, (c_out, P.shape[1]), xp)
-    VW, vb = _rand(rng, (c_out, P.shape[0]), xp), _rand(rng, (c_out,), xp)
+    R = randn(rng, (c_out, P.shape[1]), xp)
+    VW, vb = randn(rng, (c_out, P.shape[0]), xp), randn(rng, (c_out,), xp)
     scale = 1 + float(np.abs(A).sum() * max(np.abs(to_host(R)).max(), np.abs(to_host(VW)).max(),
                                             np.abs(to_host(vb)).max()))
     (fW, fb), (lW, lb) = fast.apply_At(R), literal.apply_At(R)
-    _close(fW, lW, scale)
-    _close(fb, lb, scale)
-    _close(fast.apply_A(VW, vb), literal.apply_A(VW, vb), scale)
-    _close(literal.apply_A(VW, vb), np.hstack([to_host(VW), to_host(vb)[:, None]]) @ A, scale)
+    assert_close(fW, lW, scale)
+    assert_close(fb, lb, scale)
+    assert_close(fast.apply_A(VW, vb), literal.apply_A(VW, vb), scale)
+    assert_close(literal.apply_A(VW, vb), np.hstack([to_host(VW), to_host(vb)[:, None]]) @ A, scale)
 
 
 def test_conv_operator_keeps_float32(backend, block_bytes):
@@ -90,7 +67,7 @@ def test_conv_operator_keeps_float32(backend, block_bytes):
 
 def test_dense_layer_operator_holds_its_input(backend):
     xp = get_backend(backend)
-    a = _rand(np.random.default_rng(1), (5, 4), xp)
+    a = randn(np.random.default_rng(1), (5, 4), xp)
     A = pp.Linear(5, 2).prox_operator(a)
     assert type(A) is PatchOperator and A.patches() is a and A.shape == (5, 4)
 
@@ -99,7 +76,7 @@ def test_dense_layer_operator_holds_its_input(backend):
 def test_solvers_take_an_array_or_its_operator_alike(backend, system):
     xp = get_backend(backend)
     rng = np.random.default_rng(2)
-    P, R = _rand(rng, (6, 9), xp), _rand(rng, (3, 9), xp)
+    P, R = randn(rng, (6, 9), xp), randn(rng, (3, 9), xp)
     for got, expected in zip(solve_exact(PatchOperator(P), R, 0.3, system), solve_exact(P, R, 0.3, system)):
         np.testing.assert_array_equal(to_host(got), to_host(expected))
     B = PatchOperator(P).apply_At(R)

@@ -3,7 +3,6 @@ truncated or tampered checkpoint each give one CheckpointError line that names t
 never NumPy's advice to load it "with allow_pickle"; the temporary left by a kill -9 during a
 write is never read and is removed at the next start.
 """
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import rewrite_checkpoint
 
 from penaltyprop.backend import host_rng, rng_state
 from penaltyprop.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
@@ -32,16 +32,6 @@ def checkpoint(tmp_path):
     save_checkpoint(path, theta, OptState(10, {"momentum": momentum}), rng_state(host_rng(3)),
                     history, {"seed": 0})
     return path
-
-
-def rewrite(path, change):
-    """Re-save the checkpoint's arrays after ``change(arrays, meta)`` edits them in place."""
-    with np.load(path) as f:
-        arrays = {name: f[name] for name in f.files}
-    meta = json.loads(str(arrays["meta"]))
-    change(arrays, meta)
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
 
 
 def expect(path, pattern, **kwargs):
@@ -88,20 +78,20 @@ def test_an_npz_without_meta_is_not_a_checkpoint(tmp_path):
 
 # --------------------------------------------------------------------------- tampered
 def test_a_wrong_shaped_momentum_buffer_names_both_arrays(checkpoint):
-    rewrite(checkpoint, lambda arrays, meta: arrays.update(opt_momentum_1_W=np.ones((2, 5))))
+    rewrite_checkpoint(checkpoint, lambda arrays, meta: arrays.update(opt_momentum_1_W=np.ones((2, 5))))
     expect(checkpoint, r"damaged checkpoint: opt_momentum_1_W has float64\(2, 5\), but "
                        r"theta_1_W has float64\(2, 4\)")
 
 
 def test_a_missing_history_entry_is_named(checkpoint):
-    rewrite(checkpoint, lambda arrays, meta: meta["history"].pop("train_loss"))
+    rewrite_checkpoint(checkpoint, lambda arrays, meta: meta["history"].pop("train_loss"))
     expect(checkpoint, "damaged checkpoint: history lacks train_loss", history_keys=HISTORY_KEYS)
 
 
 def test_another_generators_state_is_refused(checkpoint):
     mt = np.random.MT19937(0).state
     mt["state"]["key"] = mt["state"]["key"].tolist()  # JSON-able, as a tamperer would write it
-    rewrite(checkpoint, lambda arrays, meta: meta.update(rng_state=mt))
+    rewrite_checkpoint(checkpoint, lambda arrays, meta: meta.update(rng_state=mt))
     expect(checkpoint, "damaged checkpoint: rng_state is not a state of the PCG64 generator "
                        r"\(bit_generator 'MT19937'\)")
 
@@ -118,7 +108,7 @@ def test_another_generators_state_is_refused(checkpoint):
     (lambda a, m: m.update(format=2), "has checkpoint format 2; this version reads format 1"),
 ])
 def test_other_tampering_gives_one_line_naming_the_file(checkpoint, edit, pattern):
-    rewrite(checkpoint, edit)
+    rewrite_checkpoint(checkpoint, edit)
     expect(checkpoint, pattern)
 
 

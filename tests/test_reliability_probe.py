@@ -14,12 +14,12 @@ folder of other settings printed both settings whole, an experiment's bad seed l
 results.json, the family ignored --mnist-csv at scales without MNIST (and checked the file only
 when it reached MNIST), and the fingerprint of huge float64 data warned of an overflow.
 """
-import json
 import os
 import stat
 
 import numpy as np
 import pytest
+from helpers import rewrite_checkpoint
 
 import penaltyprop as pp
 from penaltyprop import cli, optim
@@ -128,15 +128,6 @@ def test_an_out_dir_that_is_not_a_path_is_named(digits, out_dir):
         train(_net(), digits, optim.sgd(0.1), out_dir=out_dir, **KW)
 
 
-def _tamper(path, change):
-    with np.load(path) as f:
-        arrays = {name: f[name] for name in f.files}
-    meta = json.loads(str(arrays["meta"]))
-    change(arrays, meta)
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
-
-
 def _history(**changes):
     def change(arrays, meta):
         meta["history"].update(changes)
@@ -155,7 +146,7 @@ def _history(**changes):
 def test_a_tampered_checkpoint_names_the_file_and_what_is_wrong(tmp_path, digits, change,
                                                                 message):
     train(_net(), digits, optim.sgd(0.1), epochs=2, out_dir=tmp_path, **KW)
-    _tamper(tmp_path / CHECKPOINT, change)
+    rewrite_checkpoint(tmp_path / CHECKPOINT, change)
     with pytest.raises(CheckpointError, match=f"{tmp_path / CHECKPOINT} is a damaged "
                                               f"checkpoint: .*{message}"):
         train(_net(), digits, optim.sgd(0.1), epochs=3, out_dir=tmp_path, resume=True, **KW)

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import copy_params, max_abs_diff
+from helpers import copy_params, max_abs_diff, rewrite_checkpoint
 
 import penaltyprop as pp
 from penaltyprop import optim
@@ -275,17 +275,15 @@ def test_a_checkpoint_from_before_method_objects_resumes(tmp_path, digits):
     kw = dict(batch_size=100, progress=False)
     whole = train(net, digits, opt(), method, epochs=2, **kw)
     train(net, digits, opt(), method, epochs=1, out_dir=tmp_path, **kw)
-    path = tmp_path / CHECKPOINT
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(str(arrays["meta"]))
-    config = meta["config"]
-    del config["method"], config["data"]["fingerprint"]
-    config.update(algorithm="proxprop", tau_theta=0.2, solver="cg", cg_iterations=2,
-                  cg_tol=None, cg_variant="textbook", exact_system=None)
-    del meta["history"]["diagnostics"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
+
+    def to_old_format(arrays, meta):
+        config = meta["config"]
+        del config["method"], config["data"]["fingerprint"]
+        config.update(algorithm="proxprop", tau_theta=0.2, solver="cg", cg_iterations=2,
+                      cg_tol=None, cg_variant="textbook", exact_system=None)
+        del meta["history"]["diagnostics"]
+
+    rewrite_checkpoint(tmp_path / CHECKPOINT, to_old_format)
     resumed = train(net, digits, opt(), method, epochs=2, out_dir=tmp_path, resume=True, **kw)
     assert max_abs_diff(resumed.theta, whole.theta) == 0
     other = pp.ProxProp(tau_theta=0.2, solver="cg", cg_iterations=3)  # not the same method

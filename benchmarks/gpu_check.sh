@@ -5,7 +5,10 @@
 #   1. nvidia-smi and the Python packages found;
 #   2. the whole test suite on CuPy:  python -m pytest --backend cupy tests
 #   3. the benchmark on the GPU, paper MLP and CNN (JSON + text), each checked against the
-#      targets of issue 7 by benchmarks/targets.py ([ok] / [FAIL] per target).
+#      targets of issues 7 and 16 by benchmarks/targets.py ([ok] / [FAIL] per target);
+#   4. the penalty family on the GPU: bench --method bcd / admm / altmin on a small MLP
+#      (each method's step or sweep against BackProp and its flop floor);
+#   5. the CNN beside PyTorch (benchmarks/cnn_vs_torch.py; PyTorch is on the device machine).
 #
 # The test suite needs a few pure-Python packages that the device machine may lack. Prepare
 # them here (they travel with `carry`), once:
@@ -53,3 +56,18 @@ for model in mlp cnn; do
   echo "bench --backend cupy --model $model + targets: exit $? after $(( $(date +%s) - start )) s"
   sed -n '/^GEMM peak/,$p' "$out/bench-gpu-$model.txt"
 done
+
+for method in bcd admm altmin; do
+  start=$(date +%s)
+  timeout 60 python -m penaltyprop bench --backend cupy --method "$method" --model 784-300-10 \
+    --batch-size 1000 --repetitions 3 --no-breakdown --json "$out/bench-gpu-$method.json" \
+    > "$out/bench-gpu-$method.txt" 2>&1
+  echo "bench --backend cupy --method $method: exit $? after $(( $(date +%s) - start )) s"
+  sed -n '/^mode/,/^x BP/p' "$out/bench-gpu-$method.txt"
+done
+
+start=$(date +%s)
+timeout 120 python benchmarks/cnn_vs_torch.py --repetitions 5 --json "$out/cnn-vs-torch-cpu.json" \
+  > "$out/cnn-vs-torch-cpu.txt" 2>&1
+echo "cnn_vs_torch (CPU of the device machine): exit $? after $(( $(date +%s) - start )) s"
+tail -n 8 "$out/cnn-vs-torch-cpu.txt"

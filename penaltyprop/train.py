@@ -199,8 +199,9 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
             bar.set_description(f"epoch {epoch}/{epochs}")
             t0 = time.perf_counter()
             if lifted:
-                theta, method_state, batch_loss, reason = _sweep_epoch(
-                    net, method, theta, method_state, X, y)
+                # the loss the sweep starts from: the last evaluation's, not computed again
+                batch_loss = history["train_loss"][-1]
+                theta, method_state, reason = _sweep_epoch(net, method, theta, method_state, X, y)
                 state = OptState(state.step + 1, {})
                 bar.update(1)
             else:
@@ -256,13 +257,13 @@ def _epoch(net, method, optimizer, theta, state, X, y, order, batch_size, check_
 
 
 def _sweep_epoch(net, method, theta, method_state, X, y):
-    """One full-batch sweep of a lifted method: ``(theta, state, loss before it, reason)``."""
+    """One full-batch sweep of a lifted method: ``(theta, state, reason)``; reason is None or
+    why the sweep failed."""
     try:
-        loss_before = evaluate(net, theta, X, y)[0]
         theta, method_state = method.sweep(net, theta, method_state, X, y)
     except ValueError as err:  # a failed factorisation of exploded variables
-        return theta, method_state, math.nan, str(err)
-    return theta, method_state, loss_before, None
+        return theta, method_state, str(err)
+    return theta, method_state, None
 
 
 # --------------------------------------------------------------------------- helpers

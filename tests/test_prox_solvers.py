@@ -171,6 +171,69 @@ def test_batch_coordinate_cg_tolerance_and_zero_rows(backend):
     assert np.max(np.abs(to_host(DW) - to_host(exact[0]))) < 1e-6 * np.max(np.abs(to_host(exact[0])))
 
 
+@pytest.mark.parametrize("tol", [None, 1e-6])
+def test_batch_cg_in_row_blocks_is_the_same_cg(backend, monkeypatch, tol):
+    """cg_rows_batch iterates blocks of rows on their own (each row is its own system), on
+    several threads: the iterates and residual norms are those of one block, row by row. With
+    tol, a block whose rows have all converged stops early and keeps its last norms."""
+    import penaltyprop.cg as cg
+    from penaltyprop.prox import prox_cg_batch
+
+    xp = get_backend(backend)
+    P, delta = layer(11, 30, 8, n_out=7)
+    delta[:2] = 0.0  # block 0 (rows 0, 1 of blocks of 2) converges at once: r_0 = 0
+    A = np.vstack([P, np.ones((1, 8))])
+    delta[2:4] = np.linalg.eigh(A.T @ A)[1][:, [0, 5]].T  # block 1: eigenvectors c of A^T A,
+    # so c A^T is one of H and CG solves those rows in one iteration (the other blocks go on)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    runs = {}
+    for block_rows in (100, 2):  # one block; four blocks (the last one row)
+        monkeypatch.setattr(cg, "BLOCK_ROWS", block_rows)
+        info = ProxInfo("cg")
+        D = prox_cg_batch(Pd, dd, 0.5, 6 if tol is None else 100, tol=tol, history=True,
+                          info=info)
+        runs[block_rows] = (np.hstack([to_host(D[0]), to_host(D[1])[:, None]]), info)
+    (D1, info1), (D4, info4) = runs[100], runs[2]
+    assert info4.iterations == info1.iterations
+    assert info4.residual_norms.shape == (info1.iterations + 1, 7)
+    if tol is None:  # the same arithmetic row by row, only the blocks of the products differ
+        assert np.max(np.abs(D4 - D1)) <= 1e-12 * np.max(np.abs(D1))
+        assert np.allclose(info4.residual_norms, info1.residual_norms, rtol=1e-10, atol=1e-12)
+    else:  # every row met tol; the dead rows stayed exactly 0
+        r = info4.residual_norms
+        assert np.all(r[-1] <= 1e-6 * r[0]) and np.all(r[:, :2] == 0) and np.all(D4[:2] == 0)
+        assert np.max(np.abs(D4 - D1)) <= 1e-5 * np.max(np.abs(D1))  # both near the solve
+
+
+def test_map_row_blocks_keeps_order_and_raises():
+    import threading
+
+    from penaltyprop.backend.parallel import map_row_blocks, row_slices
+
+    assert row_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert row_slices(0, 3) == []
+    with pytest.raises(ValueError, match="block_rows must be >= 1"):
+        row_slices(4, 0)
+    out = np.zeros(1000)
+    threads = set()
+
+    def fill(rows):
+        threads.add(threading.get_ident())
+        out[rows] = np.arange(rows.start, rows.stop)
+        return rows.start
+
+    assert map_row_blocks(fill, 1000, np, 7) == list(range(0, 1000, 7))
+    assert np.array_equal(out, np.arange(1000)) and len(threads) >= 1
+
+    def fail(rows):
+        if rows.start == 14:
+            raise ArithmeticError("block 2")
+        return rows.start
+
+    with pytest.raises(ArithmeticError, match="block 2"):
+        map_row_blocks(fail, 100, np, 7)
+
+
 @pytest.mark.parametrize("cg_space", ["auto", "parameter", "batch"])
 def test_proxprop_gives_the_same_update_in_either_cg_space(backend, cg_space):
     net, theta, X, y = random_problem([9, 7, 8, 3], 5, seed=3, backend=backend)  # N < widths

@@ -55,6 +55,9 @@ class NumpyLapack:
         self._set_threads_local = getattr(lib, "openblas_set_num_threads_local", None)
         if self._set_threads_local is not None:
             self._set_threads_local.argtypes, self._set_threads_local.restype = [i32], i32
+        self._get_threads = getattr(lib, f"{prefix}openblas_get_num_threads64_", None)
+        if self._get_threads is not None:
+            self._get_threads.argtypes, self._get_threads.restype = [], i32
 
     def supports(self, A, B=None):
         """Whether the methods take these arrays: a 2-D float32/64 A, and a B of A's dtype
@@ -83,6 +86,10 @@ class NumpyLapack:
         if info < 0:  # pragma: no cover - the other arguments are ours
             raise np.linalg.LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
         return L
+
+    def num_threads(self):
+        """The number of threads OpenBLAS runs a call on (1 where the library does not say)."""
+        return max(1, int(self._get_threads())) if self._get_threads is not None else 1
 
     @contextlib.contextmanager
     def one_thread(self):

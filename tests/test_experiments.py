@@ -172,6 +172,14 @@ def test_medium_is_table1_at_the_papers_width():
         run_experiment("figure2", scale="medium")
 
 
+def test_medium_is_figure3_on_all_images_for_15_epochs():
+    """--scale medium (issue 15): Fig. 3's CNN on all 45,000 images, 15 of 50 epochs."""
+    medium, paper = SETTINGS["figure3"]["medium"], SETTINGS["figure3"]["paper"]
+    assert (medium.n_train, medium.epochs) == (None, 15)
+    assert (medium.batch_size, medium.channels, medium.data) == (
+        paper.batch_size, paper.channels, paper.data)
+
+
 def test_an_experiment_prints_its_time_estimate_first_and_locks_its_folder(tmp_path):
     lines = []
     run_experiment("figure2", scale="tiny", out=tmp_path, log=lines.append)

@@ -234,6 +234,21 @@ def test_map_row_blocks_keeps_order_and_raises():
         map_row_blocks(fail, 100, np, 7)
 
 
+def test_map_row_blocks_leaves_blas_on_all_its_threads():
+    """The workers run BLAS on one thread each; afterwards it runs on all of them again
+    (OpenBLAS's thread-local count is process-wide in NumPy's wheels: a worker that restored
+    another worker's setting left BLAS on one thread for the rest of the process)."""
+    from penaltyprop.backend.parallel import blas_threads, map_row_blocks
+
+    before = blas_threads()
+    if before < 2:
+        pytest.skip("BLAS runs on one thread here")
+    a = np.ones((256, 256))
+    for _ in range(5):
+        map_row_blocks(lambda rows: [a @ a for _ in range(5)], 1000, np, 10)  # 100 blocks
+        assert blas_threads() == before
+
+
 @pytest.mark.parametrize("cg_space", ["auto", "parameter", "batch"])
 def test_proxprop_gives_the_same_update_in_either_cg_space(backend, cg_space):
     net, theta, X, y = random_problem([9, 7, 8, 3], 5, seed=3, backend=backend)  # N < widths

@@ -96,6 +96,14 @@ class NumpyLapack:
         """Within the block, OpenBLAS calls from this thread run on it alone (no-op on an
         OpenBLAS without ``openblas_set_num_threads_local``).
 
+        In the OpenBLAS of NumPy's wheels (0.3.31 measured) the "local" count is in fact
+        process-wide while it is set: a product called from another thread meanwhile also
+        runs on one thread, and two threads that enter and leave the block at overlapping
+        times can leave the count at 1 for good (each restores what the other set). So
+        penaltyprop enters it from one thread at a time, or, in
+        :func:`~penaltyprop.backend.parallel.map_row_blocks`, from the calling thread around
+        all its workers' blocks.
+
         A factorisation of a few hundred rows is a chain of small steps with a barrier after
         each; when another process competes for the cores, every barrier waits for a
         descheduled worker. Measured on 2 loaded cores: a 500 x 500 float32 Cholesky took

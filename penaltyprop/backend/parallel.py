@@ -10,7 +10,8 @@ over all of them. Work that alternates between small products and many elementwi
 (CG's step-length updates) leaves cores idle. Here the blocks go to a pool of threads, as
 many as NumPy's BLAS has, and every block calls BLAS on its own thread alone: both the
 products and the elementwise loops (which release the GIL) of different blocks then run at
-once, and each block's arrays stay in the cache between its passes. A thread that takes the
+once, and each block's arrays stay in the cache between its passes. Afterwards BLAS runs on
+all its threads again (tested). A thread that takes the
 next block when it finishes one also keeps both cores busy when another process slows one
 of them. On CuPy there is one call with all rows: the GPU is parallel within each kernel.
 """
@@ -78,4 +79,8 @@ def map_row_blocks(fn, n_rows, xp, block_rows):
         with lapack.one_thread():
             return fn(rows)
 
-    return list(_pool(threads).map(on_one_blas_thread, blocks))
+    # OpenBLAS's "thread-local" thread count is process-wide in NumPy's wheels while it is set
+    # (see NumpyLapack.one_thread): it is set here, around all blocks, and the workers set the
+    # same value, so that no worker restores a count that another one set.
+    with lapack.one_thread():
+        return list(_pool(threads).map(on_one_blas_thread, blocks))

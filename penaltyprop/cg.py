@@ -30,7 +30,6 @@ in :mod:`penaltyprop.authors_cg`.
 from __future__ import annotations
 
 from .backend import array_module, to_host
-from .backend.parallel import map_row_blocks
 from .transfer import patch_operator
 
 
@@ -135,12 +134,14 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     return VW, vb
 
 
-#: Rows of a layer solved together by :func:`cg_rows_batch` on the CPU (:mod:`~penaltyprop.backend.parallel`).
-#: Measured on the 2-core machine (float32, K = 500, 10 iterations, 4000 rows): 512-row blocks
-#: on two threads took 112 ms, 256-row blocks 119 ms, two halves 124 ms, all rows on one
-#: thread 217 ms in 512-row blocks and 165-258 ms unblocked, against 83 ms for the Gram
-#: products alone. Every block's seven (rows, K) arrays (14 MB at 512 rows) stay in the cache.
-BLOCK_ROWS = 512
+#: Rows of a layer that :func:`cg_rows_batch` iterates together on the CPU: every row is its
+#: own system, and a block's seven (rows, K) work arrays (14 MB at 1024 rows and K = 500,
+#: float32) stay in the last-level cache (32 MB) between the loop's elementwise passes.
+#: Measured in the paper MLP's CG-10 step (N = 500, float32, quiet, medians of 6): 530 ms with
+#: 1024-row blocks, 545 ms with 512, 570 ms with 256, 580 ms with all rows at once (the first
+#: and third layers' solves 150 and 185 ms against 171 and 212 ms). Two threads each taking
+#: blocks on one BLAS thread were no faster in the step (590 ms): OpenBLAS's idle workers spin.
+BLOCK_ROWS = 1024
 
 
 def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=None):
@@ -161,9 +162,8 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
     (2 n_out K^2 flops) instead of :math:`\phi` and its adjoint (4 n_out m K flops); the Gram
     matrix is formed once (K^2 m flops), and :math:`V = C_V A^\top` costs one adjoint at the end.
 
-    Every row is its own system with the same Gram matrix, so the rows are iterated in blocks
-    of :data:`BLOCK_ROWS`, on all CPU cores at once
-    (:func:`~penaltyprop.backend.parallel.map_row_blocks`; on a GPU, all rows in one block).
+    Every row is its own system with the same Gram matrix, so on the CPU the rows are iterated
+    in blocks of :data:`BLOCK_ROWS` that stay in the cache (on a GPU, all rows in one block).
     A row's iterates do not depend on the blocks, except with ``tol``: a block stops when all
     of its rows have converged.
 
@@ -191,12 +191,11 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
     Kg += 1
     cV = xp.empty_like(R)  # V = cV A^T
 
-    def solve(rows):
+    blocks = []  # (iterations made, residual norms) per block of rows
+    for rows in row_blocks(R.shape[0], xp):
         cV[rows], done, norms = cg_batch_coefficients(Kg, R[rows], tau_theta, iterations, tol,
                                                       history)
-        return done, norms
-
-    blocks = map_row_blocks(solve, R.shape[0], xp, BLOCK_ROWS)
+        blocks.append((done, norms))
     done = max((d for d, _ in blocks), default=0)
     norms = None
     if history and blocks:  # (done + 1, n_out): a block that stopped early keeps its last norms
@@ -204,6 +203,13 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
                                 for _, n in blocks], axis=1)
     _record(info, "batch", P.shape[1], done, None if norms is None else list(norms))
     return A.apply_At(cV)  # V = cV A^T
+
+
+def row_blocks(n_rows, xp):
+    """The slices of ``range(n_rows)`` in blocks of :data:`BLOCK_ROWS` (on a GPU: one slice)."""
+    if xp.__name__ != "numpy":
+        return [slice(0, n_rows)]
+    return [slice(i, min(i + BLOCK_ROWS, n_rows)) for i in range(0, n_rows, BLOCK_ROWS)]
 
 
 def cg_batch_coefficients(Kg, R, tau_theta, iterations, tol=None, history=False):

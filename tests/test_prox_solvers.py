@@ -173,9 +173,9 @@ def test_batch_coordinate_cg_tolerance_and_zero_rows(backend):
 
 @pytest.mark.parametrize("tol", [None, 1e-6])
 def test_batch_cg_in_row_blocks_is_the_same_cg(backend, monkeypatch, tol):
-    """cg_rows_batch iterates blocks of rows on their own (each row is its own system), on
-    several threads: the iterates and residual norms are those of one block, row by row. With
-    tol, a block whose rows have all converged stops early and keeps its last norms."""
+    """cg_rows_batch iterates blocks of rows on their own (each row is its own system): the
+    iterates and residual norms are those of one block, row by row. With tol, a block whose
+    rows have all converged stops early and keeps its last norms."""
     import penaltyprop.cg as cg
     from penaltyprop.prox import prox_cg_batch
 
@@ -203,50 +203,6 @@ def test_batch_cg_in_row_blocks_is_the_same_cg(backend, monkeypatch, tol):
         r = info4.residual_norms
         assert np.all(r[-1] <= 1e-6 * r[0]) and np.all(r[:, :2] == 0) and np.all(D4[:2] == 0)
         assert np.max(np.abs(D4 - D1)) <= 1e-5 * np.max(np.abs(D1))  # both near the solve
-
-
-def test_map_row_blocks_keeps_order_and_raises():
-    import threading
-
-    from penaltyprop.backend.parallel import map_row_blocks, row_slices
-
-    assert row_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
-    assert row_slices(0, 3) == []
-    with pytest.raises(ValueError, match="block_rows must be >= 1"):
-        row_slices(4, 0)
-    out = np.zeros(1000)
-    threads = set()
-
-    def fill(rows):
-        threads.add(threading.get_ident())
-        out[rows] = np.arange(rows.start, rows.stop)
-        return rows.start
-
-    assert map_row_blocks(fill, 1000, np, 7) == list(range(0, 1000, 7))
-    assert np.array_equal(out, np.arange(1000)) and len(threads) >= 1
-
-    def fail(rows):
-        if rows.start == 14:
-            raise ArithmeticError("block 2")
-        return rows.start
-
-    with pytest.raises(ArithmeticError, match="block 2"):
-        map_row_blocks(fail, 100, np, 7)
-
-
-def test_map_row_blocks_leaves_blas_on_all_its_threads():
-    """The workers run BLAS on one thread each; afterwards it runs on all of them again
-    (OpenBLAS's thread-local count is process-wide in NumPy's wheels: a worker that restored
-    another worker's setting left BLAS on one thread for the rest of the process)."""
-    from penaltyprop.backend.parallel import blas_threads, map_row_blocks
-
-    before = blas_threads()
-    if before < 2:
-        pytest.skip("BLAS runs on one thread here")
-    a = np.ones((256, 256))
-    for _ in range(5):
-        map_row_blocks(lambda rows: [a @ a for _ in range(5)], 1000, np, 10)  # 100 blocks
-        assert blas_threads() == before
 
 
 @pytest.mark.parametrize("cg_space", ["auto", "parameter", "batch"])

@@ -55,9 +55,6 @@ class NumpyLapack:
         self._set_threads_local = getattr(lib, "openblas_set_num_threads_local", None)
         if self._set_threads_local is not None:
             self._set_threads_local.argtypes, self._set_threads_local.restype = [i32], i32
-        self._get_threads = getattr(lib, f"{prefix}openblas_get_num_threads64_", None)
-        if self._get_threads is not None:
-            self._get_threads.argtypes, self._get_threads.restype = [], i32
 
     def supports(self, A, B=None):
         """Whether the methods take these arrays: a 2-D float32/64 A, and a B of A's dtype
@@ -87,10 +84,6 @@ class NumpyLapack:
             raise np.linalg.LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
         return L
 
-    def num_threads(self):
-        """The number of threads OpenBLAS runs a call on (1 where the library does not say)."""
-        return max(1, int(self._get_threads())) if self._get_threads is not None else 1
-
     @contextlib.contextmanager
     def one_thread(self):
         """Within the block, OpenBLAS calls from this thread run on it alone (no-op on an
@@ -100,9 +93,7 @@ class NumpyLapack:
         process-wide while it is set: a product called from another thread meanwhile also
         runs on one thread, and two threads that enter and leave the block at overlapping
         times can leave the count at 1 for good (each restores what the other set). So
-        penaltyprop enters it from one thread at a time, or, in
-        :func:`~penaltyprop.backend.parallel.map_row_blocks`, from the calling thread around
-        all its workers' blocks.
+        penaltyprop enters it from one thread at a time.
 
         A factorisation of a few hundred rows is a chain of small steps with a barrier after
         each; when another process competes for the cores, every barrier waits for a

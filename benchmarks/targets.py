@@ -120,7 +120,10 @@ def format_targets(result, targets=None):
     paper = applies(result)
     cpu = [t for t in targets if not t.get("gpu")]
     gpu = [t for t in targets if t.get("gpu")]
-    lines = ["targets (issue 7; ratios within this run):"
+    load = cfg.get("load", 0)
+    lines = [f"targets (issue 7 sets them for a quiet machine; this run had {load} competing "
+             "process(es), so for reference only):" if load else
+             "targets (issue 7; ratios within this run):"
              if paper and cfg["backend"] == "numpy" else
              "targets (issue 7 sets them for the paper MLP, batch 500, float32, on the CPU; "
              "shown here for reference only):"]

@@ -78,7 +78,9 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     ----------
     name : one of :data:`EXPERIMENTS`.
     scale : ``"tiny"`` (synthetic data, seconds), ``"small"`` (CIFAR-10 subset, minutes on a
-        CPU) or ``"paper"`` (the paper's setting; hours, meant for a GPU).
+        CPU), ``"medium"`` (table1 and figure3 only: hours on a CPU, see
+        :mod:`~penaltyprop.experiments.settings`) or ``"paper"`` (the paper's setting; hours
+        on a GPU).
     data_dir : path-like, the folder holding ``cifar-10-batches-bin/`` (default: the
         package's cache, ``$PENALTYPROP_DATA_DIR``).
     out : path-like, output folder (default :func:`default_out`).

@@ -70,10 +70,11 @@ def safe_ratio(num, den):
 
 
 def _record(info, system, size, done, norms):
+    """Fill in ``info`` (if given); norms: an array (done + 1, n_out) or None."""
     if info is not None:
         info.solver, info.system, info.size, info.iterations = "cg", system, size, done
         if norms is not None:
-            info.residual_norms = to_host(array_module(norms[0]).stack(norms))
+            info.residual_norms = to_host(norms)
 
 
 def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
@@ -130,7 +131,7 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
         pb *= beta
         pb += rb
         rr = rr_new
-    _record(info, "matrix-free", A.shape[0] + 1, done, norms)
+    _record(info, "matrix-free", A.shape[0] + 1, done, None if norms is None else xp.stack(norms))
     return VW, vb
 
 
@@ -138,9 +139,9 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
 #: own system, and a block's seven (rows, K) work arrays (14 MB at 1024 rows and K = 500,
 #: float32) stay in the last-level cache (32 MB) between the loop's elementwise passes.
 #: Measured in the paper MLP's CG-10 step (N = 500, float32, quiet, medians of 6): 530 ms with
-#: 1024-row blocks, 545 ms with 512, 570 ms with 256, 580 ms with all rows at once (the first
-#: and third layers' solves 150 and 185 ms against 171 and 212 ms). Two threads each taking
-#: blocks on one BLAS thread were no faster in the step (590 ms): OpenBLAS's idle workers spin.
+#: 1024-row blocks, 545 ms with 512, 570 ms with 256, 580 ms with all rows at once (the third
+#: and first layers' solves 150 and 185 ms against 171 and 212 ms). Two threads each taking
+#: blocks on one BLAS thread were no faster in the step (590 ms), see docs/performance.md.
 BLOCK_ROWS = 1024
 
 
@@ -201,7 +202,7 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
     if history and blocks:  # (done + 1, n_out): a block that stopped early keeps its last norms
         norms = xp.concatenate([xp.concatenate([n, xp.repeat(n[-1:], done + 1 - len(n), 0)])
                                 for _, n in blocks], axis=1)
-    _record(info, "batch", P.shape[1], done, None if norms is None else list(norms))
+    _record(info, "batch", P.shape[1], done, norms)
     return A.apply_At(cV)  # V = cV A^T
 
 

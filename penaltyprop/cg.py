@@ -53,6 +53,32 @@ def apply_H(VW, vb, P, tau_theta):
     return QW, qb
 
 
+def apply_H_formed(VW, vb, H):
+    r""":math:`V \mapsto V H` with :math:`H = AA^\top + I/\tau_\theta` formed, (m+1, m+1), in
+    the (W, b) layout of the rows: one product with the (m, m) block (2 n_out m^2 flops).
+
+    Parameters
+    ----------
+    VW : (n_out, m), vb : (n_out,). H : (m+1, m+1), symmetric, its last row and column the bias's.
+
+    Returns
+    -------
+    (QW, qb) with the shapes of (VW, vb).
+    """
+    m = VW.shape[1]
+    QW = VW @ H[:m, :m]
+    QW += vb[:, None] * H[m, :m]
+    return QW, VW @ H[:m, m] + vb * H[m, m]
+
+
+def formed_H(A, tau_theta):
+    r""":math:`H = AA^\top + I/\tau_\theta`, (m+1, m+1), from the layer's operator A (its
+    :meth:`~penaltyprop.transfer.PatchOperator.gram`: m^2 K flops, once per solve)."""
+    H = A.gram()
+    H[array_module(H).diag_indices(H.shape[0])] += 1 / tau_theta
+    return H
+
+
 def row_inner(U, V):
     """Row-wise inner products <U_i, V_i> of two (n_out, n) arrays: shape (n_out,)."""
     return array_module(U).einsum("ij,ij->i", U, V)  # no (n_out, n) temporary
@@ -77,8 +103,13 @@ def _record(info, system, size, done, norms):
             info.residual_norms = to_host(norms)
 
 
-def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
-    r"""Textbook CG on :math:`V H = B`, matrix-free, one system per row, from :math:`V_0 = 0`.
+def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None, form_H=False):
+    r"""Textbook CG on :math:`V H = B`, one system per row, from :math:`V_0 = 0`: matrix-free
+    (each iteration applies :math:`\phi` and its adjoint, :func:`apply_H`), or with ``form_H``
+    on the matrix H formed once (:func:`formed_H`; each iteration one product with it,
+    :func:`apply_H_formed`). The two are the same iteration; forming H pays when
+    m^2 K + k 2 n_out (m+1)^2 < k 4 n_out m K, e.g. a convolution's few input patches (m =
+    C_in k^2) over many positions (K = H W N).
 
     Parameters
     ----------
@@ -92,6 +123,8 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     history : bool, record the row residual norms :math:`\|r_i\|` before the first and after
         every iteration in ``info.residual_norms`` (a host array (iterations + 1, n_out)).
     info : optional :class:`penaltyprop.prox.ProxInfo` to fill in.
+    form_H : bool, form H (``info.system`` ``"primal"``) instead of applying it matrix-free
+        (``"matrix-free"``).
 
     Returns
     -------
@@ -104,6 +137,7 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     for every k: with :math:`B = -\delta A^\top` the update is a descent direction.
     """
     A = patch_operator(P)  # A = [P; 1^T], (m+1, K)
+    H = formed_H(A, tau_theta) if form_H else None
     BW, bb = B
     xp = array_module(BW)
     VW, vb = xp.zeros_like(BW), xp.zeros_like(bb)
@@ -113,7 +147,8 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
     norms = [xp.sqrt(rr)] if history else None
     done = 0
     while done < iterations:
-        qW, qb = apply_H(pW, pb, A, tau_theta)  # q = H p: the one operator application
+        # q = H p: the one operator application
+        qW, qb = apply_H(pW, pb, A, tau_theta) if H is None else apply_H_formed(pW, pb, H)
         alpha = safe_ratio(rr, row_dot(pW, pb, qW, qb))
         VW += alpha[:, None] * pW  # V_i += alpha_i p_i
         vb += alpha * pb
@@ -131,7 +166,8 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None):
         pb *= beta
         pb += rb
         rr = rr_new
-    _record(info, "matrix-free", A.shape[0] + 1, done, None if norms is None else xp.stack(norms))
+    _record(info, "matrix-free" if H is None else "primal", A.shape[0] + 1, done,
+            None if norms is None else xp.stack(norms))
     return VW, vb
 
 

@@ -56,10 +56,11 @@ from .transfer import patch_operator
 SOLVERS = ("exact", "cg", "gradient")
 EXACT_SYSTEMS = ("auto", "primal", "batch")
 CG_VARIANTS = ("textbook", "authors")
-CG_SPACES = ("auto", "parameter", "batch")
+CG_SPACES = ("auto", "parameter", "primal", "batch")
 
 __all__ = ["AUTHORS_CG_EPS", "AUTHORS_CG_TOL", "CG_SPACES", "CG_VARIANTS", "EXACT_SYSTEMS",
-           "SOLVERS", "Prox", "ProxInfo", "apply_H", "choose_system", "prox_cg", "prox_cg_batch",
+           "SOLVERS", "Prox", "ProxInfo", "apply_H", "cg_space_costs", "choose_cg_space",
+           "choose_system", "prox_cg", "prox_cg_batch",
            "prox_exact", "prox_gradient", "solve_exact"]
 
 
@@ -101,6 +102,28 @@ def choose_system(m, K, system="auto"):
     if system == "auto":
         return "batch" if K < m + 1 else "primal"
     return system
+
+
+def cg_space_costs(n_out, m, K, iterations):
+    r"""Flops of k = ``iterations`` textbook CG iterations on :math:`V H = RA^\top` (n_out rows,
+    :math:`A` of shape (m+1, K)) in each space: ``"parameter"`` (matrix-free: k applications of
+    :math:`\phi` and its adjoint, 4 n_out m K each), ``"primal"`` (H formed once, m^2 K, then
+    2 n_out (m+1)^2 per iteration) and ``"batch"`` (the Gram matrix once, K^2 m, then
+    2 n_out K^2 per iteration). The products every space shares (:math:`RA^\top` or the final
+    :math:`C A^\top`) are left out."""
+    k = iterations
+    return {"parameter": k * 4 * n_out * m * K,
+            "primal": m * m * K + k * 2 * n_out * (m + 1) ** 2,
+            "batch": K * K * m + k * 2 * n_out * K * K}
+
+
+def choose_cg_space(n_out, m, K, iterations, space="auto"):
+    """The space textbook CG runs in: ``space`` itself, or for ``"auto"`` the cheapest in
+    flops (:func:`cg_space_costs`; ties go to the matrix-free paper's form, then primal)."""
+    if space != "auto":
+        return space
+    costs = cg_space_costs(n_out, m, K, iterations)
+    return min(("parameter", "primal", "batch"), key=lambda s: costs[s])
 
 
 def solve_exact(P, R, tau_theta, system="auto", info=None):
@@ -223,8 +246,9 @@ class Prox:
         (``"authors"``: the tol of that code's rule, 1e-2 when None). CG only.
     cg_variant : ``"textbook"`` (default for CG) or ``"authors"`` (:mod:`penaltyprop.authors_cg`).
     exact_system : ``"auto"`` (default for exact: the smaller), ``"primal"`` or ``"batch"``.
-    cg_space : ``"auto"`` (default for CG: the smaller space), ``"parameter"`` (matrix-free)
-        or ``"batch"`` (batch coordinates; textbook CG only).
+    cg_space : ``"auto"`` (default for CG: the cheapest, :func:`choose_cg_space`),
+        ``"parameter"`` (matrix-free, the paper's form), ``"primal"`` (H formed once) or
+        ``"batch"`` (batch coordinates); the last two textbook CG only.
 
     An option that does not apply to the solver raises ValueError; None means "not given"
     (and, for the solver's own options, its default).
@@ -262,9 +286,10 @@ class Prox:
                 put("cg_tol", check_positive(self.cg_tol, "cg_tol"))
             put("cg_variant", check_choice(self.cg_variant or "textbook", "cg_variant", CG_VARIANTS))
             put("cg_space", check_choice(self.cg_space or "auto", "cg_space", CG_SPACES))
-            if self.cg_variant == "authors" and self.cg_space == "batch":
-                raise ValueError("cg_space='batch' runs textbook CG only; the authors' variant "
-                                 "(cg_variant='authors') runs in parameter space")
+            if self.cg_variant == "authors" and self.cg_space in ("primal", "batch"):
+                raise ValueError(f"cg_space={self.cg_space!r} runs textbook CG only; the "
+                                 "authors' variant (cg_variant='authors') runs in parameter "
+                                 "space")
 
     def solve(self, phi, a_prev, R, tau=1.0, info=None):
         r"""V with :math:`V M_l = R A^\top` (Eqs. 14, 16, 44): :math:`M_l^{-1}` on the rows R.
@@ -290,13 +315,14 @@ class Prox:
             DW, db = prox_cg_authors(A.patches(), (gW / -tau, gb / -tau), self.tau_theta,
                                      self.cg_iterations, self.cg_tol, info is not None, info)
             VW, vb = tau * DW, tau * db
-        elif self.cg_space == "batch" or (self.cg_space == "auto"
-                                          and choose_system(*A.shape) == "batch"):
-            VW, vb = cg_rows_batch(A.patches(), R, self.tau_theta, self.cg_iterations,
-                                   self.cg_tol, info is not None, info)
         else:
-            VW, vb = cg_rows(A, A.apply_At(R), self.tau_theta, self.cg_iterations, self.cg_tol,
-                             info is not None, info)
+            space = choose_cg_space(R.shape[0], *A.shape, self.cg_iterations, self.cg_space)
+            if space == "batch":
+                VW, vb = cg_rows_batch(A.patches(), R, self.tau_theta, self.cg_iterations,
+                                       self.cg_tol, info is not None, info)
+            else:
+                VW, vb = cg_rows(A, A.apply_At(R), self.tau_theta, self.cg_iterations,
+                                 self.cg_tol, info is not None, info, form_H=space == "primal")
         return VW.reshape(phi.weight_shape), vb
 
     def update(self, phi, a_prev, delta, tau=1.0, info=None):

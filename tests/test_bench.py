@@ -111,10 +111,16 @@ def test_flop_counts_match_a_hand_count():
     # matrix 8*8*20 once, then three products with it, 2*16*8*8 each
     cg3 = backprop + 8 * 8 * 20 + 3 * (2 * 16 * 8 * 8)
     assert bench.step_flops(shapes, CG(3)) == cg3
-    # with K >= m + 1 CG runs matrix-free: each application of H a forward and an adjoint
+    # with K >= m + 1, matrix-free CG (cg_space="parameter"): each application of H a forward
+    # and an adjoint
     shapes = [(6, 4, 50), (3, 6, 50)]
     backprop = 2 * (2 * 6 * 4 * 50 + 2 * 3 * 6 * 50) + 2 * 3 * 6 * 50
     cg3 = backprop + 3 * (2 * 6 * 4 * 50) * 2
+    assert bench.step_flops(shapes, pp.ProxProp(solver="cg", cg_iterations=3,
+                                                 cg_space="parameter")) == cg3
+    # ... and what "auto" runs there, H formed: A A^T (4*4*50, one triangle), then three
+    # products of the 6 x 5 rows with the 5 x 5 matrix
+    cg3 = backprop + 4 * 4 * 50 + 3 * (2 * 6 * 5 * 5)
     assert bench.step_flops(shapes, CG(3)) == cg3
 
 

@@ -88,6 +88,8 @@ def test_solvers_take_an_array_or_its_operator_alike(backend, system):
 
 SOLVERS = [dict(solver="exact"), dict(solver="exact", exact_system="batch"),
            dict(solver="cg", cg_iterations=3), dict(solver="cg", cg_iterations=2, cg_space="batch"),
+           dict(solver="cg", cg_iterations=3, cg_space="primal"),
+           dict(solver="cg", cg_iterations=3, cg_space="parameter"),
            dict(solver="cg", cg_iterations=2, cg_variant="authors"), dict(solver="gradient")]
 
 

@@ -205,13 +205,59 @@ def test_batch_cg_in_row_blocks_is_the_same_cg(backend, monkeypatch, tol):
         assert np.max(np.abs(D4 - D1)) <= 1e-5 * np.max(np.abs(D1))  # both near the solve
 
 
-@pytest.mark.parametrize("cg_space", ["auto", "parameter", "batch"])
+@pytest.mark.parametrize("m,K", [(3, 10), (12, 5), (6, 6), (1, 1)])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_cg_with_H_formed_has_the_same_iterates(backend, m, K, k):
+    """form_H: CG on the formed (m+1) x (m+1) matrix H is the same iteration as matrix-free CG
+    and as scipy's cg, row by row (rounding apart)."""
+    from penaltyprop.cg import cg_rows
+
+    xp = get_backend(backend)
+    P, delta = layer(m + 3 * K + k, m, K, n_out=4)
+    Pd, dd = to_device(P, xp), to_device(delta, xp)
+    B = (-(dd @ Pd.T), -dd.sum(axis=1))
+    infos = ProxInfo("cg"), ProxInfo("cg")
+    formed, free = (cg_rows(Pd, B, 0.3, k, history=True, info=info, form_H=f)
+                    for info, f in zip(infos, (True, False)))
+    Df = np.hstack([to_host(formed[0]), to_host(formed[1])[:, None]])
+    Dm = np.hstack([to_host(free[0]), to_host(free[1])[:, None]])
+    assert np.max(np.abs(Df - Dm)) <= 1e-10 * np.max(np.abs(Dm))
+    assert np.allclose(infos[0].residual_norms, infos[1].residual_norms, rtol=1e-9, atol=1e-12)
+    assert (infos[0].system, infos[1].system) == ("primal", "matrix-free")
+    H, A = H_of(P, 0.3), np.vstack([P, np.ones((1, K))])
+    for i in range(4 if k <= m + 1 else 0):  # scipy's cg divides 0 by 0 once it has converged
+        x, _ = spla.cg(H, -(delta @ A.T)[i], x0=np.zeros(m + 1), maxiter=k, rtol=0.0, atol=0.0)
+        assert np.max(np.abs(Df[i] - x)) <= 1e-10 * max(1.0, np.max(np.abs(x)))
+
+
+def test_auto_cg_space_is_the_cheapest_by_a_hand_count():
+    """choose_cg_space("auto") picks the fewest flops; counted by hand for the paper's layers."""
+    from penaltyprop.prox import cg_space_costs, choose_cg_space
+
+    # paper MLP, first layer, CG-3: batch 500^2*3072 + 3*2*4000*500^2 = 6.8e9
+    # (primal 3072^2*500 + 3*2*4000*3073^2 = 2.3e11, parameter 3*4*4000*3072*500 = 7.4e10)
+    assert cg_space_costs(4000, 3072, 500, 3) == {
+        "parameter": 3 * 4 * 4000 * 3072 * 500, "primal": 3072**2 * 500 + 3 * 2 * 4000 * 3073**2,
+        "batch": 500**2 * 3072 + 3 * 2 * 4000 * 500**2}
+    assert choose_cg_space(4000, 3072, 500, 3) == "batch"
+    # the CNN's first convolution (16 filters, m = 3*5*5, K = 32*32*500): primal 2.9e9 against
+    # parameter 7.4e9 for CG-3
+    assert choose_cg_space(16, 75, 512_000, 3) == "primal"
+    # its second (20 filters, m = 400, K = 16*16*500): H costs 400^2*128000 = 2.0e10 to form,
+    # more than 3 matrix-free iterations (1.2e10), less than 10 (4.1e10)
+    assert choose_cg_space(20, 400, 128_000, 3) == "parameter"
+    assert choose_cg_space(20, 400, 128_000, 10) == "primal"
+    assert choose_cg_space(20, 400, 128_000, 10, "batch") == "batch"  # as asked
+
+
+@pytest.mark.parametrize("cg_space", ["auto", "parameter", "primal", "batch"])
 def test_proxprop_gives_the_same_update_in_either_cg_space(backend, cg_space):
     net, theta, X, y = random_problem([9, 7, 8, 3], 5, seed=3, backend=backend)  # N < widths
     ref = pp.proxprop(net, theta, X, y, 1.0, 0.5, solver="cg", cg_iterations=3, cg_space="parameter")
     new, infos = pp.proxprop(net, theta, X, y, 1.0, 0.5, solver="cg", cg_iterations=3,
                              cg_space=cg_space, return_info=True)
-    expected_system = "matrix-free" if cg_space == "parameter" else "batch"  # auto: N=5 < 8, 10
+    expected_system = {"parameter": "matrix-free", "primal": "primal"}.get(
+        cg_space, "batch")  # auto: N=5 < 8, 10: batch is cheapest
     assert all(i.system == expected_system for i in infos)
     for (W, _), (W0, _) in zip(new, ref):
         assert np.max(np.abs(to_host(W) - to_host(W0))) < 1e-13
@@ -224,3 +270,6 @@ def test_cg_space_errors():
     with pytest.raises(ValueError, match="cg_space='batch' runs textbook CG only"):
         pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="authors",
                     cg_space="batch")
+    with pytest.raises(ValueError, match="cg_space='primal' runs textbook CG only"):
+        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="authors",
+                    cg_space="primal")

@@ -21,7 +21,7 @@ what it costs.
 """
 from __future__ import annotations
 
-from ..prox import choose_system
+from ..prox import cg_space_costs, choose_cg_space, choose_system
 
 
 def base_flops(shapes):
@@ -44,11 +44,12 @@ def proxprop_extra_flops(shapes, method):
     and two triangular solves of the system :func:`~penaltyprop.prox.choose_system` picks
     (batch K x K with min(n, m+1) right-hand sides, as :func:`~penaltyprop.prox.prox_exact`
     associates the product, or primal (m+1) x (m+1) with n). CG-k: k applications of
-    :math:`H = AA^\top + I/\tau_\theta`; matrix-free (parameter space) 4 n m K each; in batch
-    coordinates (textbook CG where ``cg_space`` says so: ``"auto"`` when K < m+1) 2 n K^2
-    each, plus the Gram matrix once (its final :math:`C_D A^\top` replaces the gradient). The
-    gradient solver adds nothing. Early stops (``cg_tol``, the authors' variant) are not
-    counted: the count is for k iterations.
+    :math:`H = AA^\top + I/\tau_\theta` in the space :func:`~penaltyprop.prox.choose_cg_space`
+    picks, counted by :func:`~penaltyprop.prox.cg_space_costs`: matrix-free 4 n m K each; H
+    formed once (m^2 K) and 2 n (m+1)^2 each; in batch coordinates the Gram matrix once
+    (K^2 m) and 2 n K^2 each (its final :math:`C_D A^\top` replaces the gradient). The
+    authors' variant runs matrix-free. The gradient solver adds nothing. Early stops
+    (``cg_tol``, the authors' variant) are not counted: the count is for k iterations.
     """
     flops = 0
     for n, m, K in shapes[:-1]:  # the hidden (prox) layers
@@ -58,13 +59,9 @@ def proxprop_extra_flops(shapes, method):
             else:
                 flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
         elif method.solver == "cg":
-            batch = method.cg_variant != "authors" and (
-                method.cg_space == "batch"
-                or (method.cg_space == "auto" and choose_system(m, K) == "batch"))
-            if batch:
-                flops += K * K * m + method.cg_iterations * 2 * n * K * K
-            else:
-                flops += method.cg_iterations * 4 * n * m * K
+            space = "parameter" if method.cg_variant == "authors" else choose_cg_space(
+                n, m, K, method.cg_iterations, method.cg_space)
+            flops += cg_space_costs(n, m, K, method.cg_iterations)[space]
     return flops
 
 

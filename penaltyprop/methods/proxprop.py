@@ -40,7 +40,8 @@ class ProxProp(OracleMethod):
     cg_tol: float = setting(None, "CG relative tolerance for an early stop (solver cg)")
     cg_variant: str = setting(None, "textbook CG (default) or the authors' variant (solver cg)")
     exact_system: str = setting(None, "auto (default), primal or batch (solver exact)")
-    cg_space: str = setting(None, "auto (default), parameter or batch (solver cg)")
+    cg_space: str = setting(None, "auto (default: the cheapest), parameter, primal or batch "
+                                     "(solver cg)")
 
     def __post_init__(self):
         iterations = self.cg_iterations

@@ -15,10 +15,14 @@ lengths, started at :math:`V_0 = 0` (so :math:`r_0 = B`):
           \beta_i = \frac{\langle r_i^+, r_i^+\rangle}{\langle r_i, r_i\rangle},\quad
           p_i \leftarrow r_i^+ + \beta_i p_i .
 
-Two forms of the same iteration:
+Three forms of the same iteration (:func:`penaltyprop.prox.choose_cg_space` picks the
+cheapest):
 
 * :func:`cg_rows`: matrix-free, the paper's form: each iteration applies :math:`\phi` and its
   adjoint once (:func:`apply_H`);
+* :func:`cg_rows` with ``form_H``: H formed once, (m+1) x (m+1) (:func:`formed_H`), each
+  iteration one product with it (:func:`apply_H_formed`): cheap for a convolution, whose
+  m = C_in k^2 is small and K = H W N large;
 * :func:`cg_rows_batch`: the same iterates in batch coordinates, where every CG vector is
   :math:`C A^\top` for an (n_out, K) coefficient array C; each iteration is one product with the
   K x K Gram matrix, far cheaper when K < m+1 (a dense layer with batch N below its width).

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from .authors_cg import AUTHORS_CG_EPS, AUTHORS_CG_TOL, prox_cg_authors
 from .backend import array_module
 from .backend.linalg import solve_spd
-from .cg import apply_H, cg_rows, cg_rows_batch
+from .cg import apply_H, cg_rows, cg_rows_batch, formed_H
 from .checks import check_choice, check_int, check_positive
 from .transfer import patch_operator
 
@@ -161,8 +161,7 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
             Z = _solve(G, A.T, overwrite_b=True).T  # Z = A G^{-1}, (m+1, K)
             VW, vb = R @ Z[:m].T, R @ Z[m]  # R (A G^{-1})^T = R G^{-1} A^T
     else:
-        H = op.gram()  # A A^T = [[P P^T, P 1], [1^T P^T, K]], (m+1) x (m+1)
-        H[xp.diag_indices(m + 1)] += 1 / tau_theta  # H = A A^T + I/tau_theta
+        H = formed_H(op, tau_theta)  # A A^T + I/tau_theta, A A^T = [[P P^T, P 1], [1^T P^T, K]]
         BW, bb = op.apply_At(R)  # R A^T
         V = _solve(H, xp.concatenate([BW, bb[:, None]], axis=1).T, overwrite_b=True).T
         VW, vb = V[:, :m], V[:, m]  # H symmetric: V H = B  <=>  H V^T = B^T

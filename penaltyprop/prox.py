@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .authors_cg import AUTHORS_CG_EPS, AUTHORS_CG_TOL, prox_cg_authors
+from .authors_cg import AUTHORS_CG_EPS, AUTHORS_CG_TOL, prox_cg_authors, prox_cg_authors_batch
 from .backend import array_module
 from .backend.linalg import solve_spd
 from .cg import apply_H, cg_rows, cg_rows_batch, formed_H
@@ -117,13 +117,14 @@ def cg_space_costs(n_out, m, K, iterations):
             "batch": K * K * m + k * 2 * n_out * K * K}
 
 
-def choose_cg_space(n_out, m, K, iterations, space="auto"):
-    """The space textbook CG runs in: ``space`` itself, or for ``"auto"`` the cheapest in
-    flops (:func:`cg_space_costs`; ties go to the matrix-free paper's form, then primal)."""
+def choose_cg_space(n_out, m, K, iterations, space="auto", spaces=("parameter", "primal", "batch")):
+    """The space CG runs in: ``space`` itself, or for ``"auto"`` the cheapest of ``spaces`` in
+    flops (:func:`cg_space_costs`; ties go to the matrix-free paper's form, then primal). The
+    authors' variant runs in ``("parameter", "batch")`` only."""
     if space != "auto":
         return space
     costs = cg_space_costs(n_out, m, K, iterations)
-    return min(("parameter", "primal", "batch"), key=lambda s: costs[s])
+    return min(spaces, key=lambda s: costs[s])
 
 
 def solve_exact(P, R, tau_theta, system="auto", info=None):
@@ -247,7 +248,8 @@ class Prox:
     exact_system : ``"auto"`` (default for exact: the smaller), ``"primal"`` or ``"batch"``.
     cg_space : ``"auto"`` (default for CG: the cheapest, :func:`choose_cg_space`),
         ``"parameter"`` (matrix-free, the paper's form), ``"primal"`` (H formed once) or
-        ``"batch"`` (batch coordinates); the last two textbook CG only.
+        ``"batch"`` (batch coordinates); ``"primal"`` textbook CG only (the authors' variant
+        chooses between parameter and batch).
 
     An option that does not apply to the solver raises ValueError; None means "not given"
     (and, for the solver's own options, its default).
@@ -285,10 +287,9 @@ class Prox:
                 put("cg_tol", check_positive(self.cg_tol, "cg_tol"))
             put("cg_variant", check_choice(self.cg_variant or "textbook", "cg_variant", CG_VARIANTS))
             put("cg_space", check_choice(self.cg_space or "auto", "cg_space", CG_SPACES))
-            if self.cg_variant == "authors" and self.cg_space in ("primal", "batch"):
-                raise ValueError(f"cg_space={self.cg_space!r} runs textbook CG only; the "
-                                 "authors' variant (cg_variant='authors') runs in parameter "
-                                 "space")
+            if self.cg_variant == "authors" and self.cg_space == "primal":
+                raise ValueError("cg_space='primal' runs textbook CG only; the authors' variant "
+                                 "(cg_variant='authors') runs in 'parameter' or 'batch' space")
 
     def solve(self, phi, a_prev, R, tau=1.0, info=None):
         r"""V with :math:`V M_l = R A^\top` (Eqs. 14, 16, 44): :math:`M_l^{-1}` on the rows R.
@@ -310,9 +311,16 @@ class Prox:
         elif self.solver == "gradient":
             VW, vb = prox_gradient(A.apply_At(R), -self.tau_theta, info)  # tau_theta R A^T
         elif self.cg_variant == "authors":  # unscaled gradient in, tau times the update out
-            gW, gb = A.apply_At(R)  # R A^T = -tau grad_theta J
-            DW, db = prox_cg_authors(A.patches(), (gW / -tau, gb / -tau), self.tau_theta,
-                                     self.cg_iterations, self.cg_tol, info is not None, info)
+            space = choose_cg_space(R.shape[0], *A.shape, self.cg_iterations, self.cg_space,
+                                    ("parameter", "batch"))
+            if space == "batch":  # r_0 = -grad_theta J = (R / tau) A^T
+                DW, db = prox_cg_authors_batch(A.patches(), R / tau, self.tau_theta,
+                                               self.cg_iterations, self.cg_tol, info is not None,
+                                               info)
+            else:
+                gW, gb = A.apply_At(R)  # R A^T = -tau grad_theta J
+                DW, db = prox_cg_authors(A.patches(), (gW / -tau, gb / -tau), self.tau_theta,
+                                         self.cg_iterations, self.cg_tol, info is not None, info)
             VW, vb = tau * DW, tau * db
         else:
             space = choose_cg_space(R.shape[0], *A.shape, self.cg_iterations, self.cg_space)

@@ -267,9 +267,6 @@ def test_cg_space_errors():
     net, theta, X, y = random_problem([5, 6, 3], 4)
     with pytest.raises(ValueError, match="cg_space must be one of"):
         pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_space="dual")
-    with pytest.raises(ValueError, match="cg_space='batch' runs textbook CG only"):
-        pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="authors",
-                    cg_space="batch")
     with pytest.raises(ValueError, match="cg_space='primal' runs textbook CG only"):
         pp.proxprop(net, theta, X, y, 1.0, 1.0, solver="cg", cg_iterations=2, cg_variant="authors",
                     cg_space="primal")

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 import penaltyprop as pp
-from penaltyprop.authors_cg import AUTHORS_CG_EPS, prox_cg_authors
+from penaltyprop.authors_cg import AUTHORS_CG_EPS, prox_cg_authors, prox_cg_authors_batch
 from penaltyprop.backend import to_device, to_host
-from penaltyprop.prox import ProxInfo, prox_cg
+from penaltyprop.prox import ProxInfo, choose_cg_space, prox_cg
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "authors-reference.npz"  # shipped with the tests
 CASES = [0, 1, 2]
@@ -79,12 +79,13 @@ def test_prox_exact_is_algorithm_2_with_no_option(backend, xp, c):
     assert max_abs_diff(pp.proxprop(net, theta, X, y, tau, tau_theta), ref("prox_exact")) <= EXACT
 
 
+@pytest.mark.parametrize("space", ["parameter", "batch"])
 @pytest.mark.parametrize("k", CG_ITERATIONS)
 @pytest.mark.parametrize("c", CASES)
-def test_authors_cg_variant_reproduces_prox_cg(backend, xp, c, k):
+def test_authors_cg_variant_reproduces_prox_cg(backend, xp, c, k, space):
     net, theta, X, y, tau, tau_theta, ref = load_case(c, xp)
     new = pp.proxprop(net, theta, X, y, tau, tau_theta, solver="cg", cg_iterations=k,
-                      cg_variant="authors")
+                      cg_variant="authors", cg_space=space)
     assert max_abs_diff(new, ref(f"prox_cg{k}")) <= EXACT
 
 
@@ -202,6 +203,48 @@ def test_early_stop_on_the_largest_row_residual_against_the_mean_initial_one(bac
     # yet: the rule is max-vs-mean.
     rr = info.residual_norms ** 2  # (stop + 1, n_out)
     assert not np.all(rr[stop] <= 1e-4 * rr[0])
+
+
+@pytest.mark.parametrize("scales", [[1, 1, 1, 1, 1], [10, 1, 0.1, 1e-5, 3]])
+def test_the_batch_loop_is_the_parameter_loop(backend, xp, scales):
+    r""":func:`prox_cg_authors_batch` on :math:`r_0 = SA^\top` makes the iterates of
+    :func:`prox_cg_authors` (which reproduces the authors' code above) for every k, including
+    the early stop (the second case is the stop test's system: a row of scale 1e-5 that the
+    epsilon freezes) and the residual norms. Rows in the span of A's columns, K < m + 1, as
+    on the paper's MLP. Tolerance: float64 rounding; residual norms from
+    :math:`\sqrt{c\mathcal{K}c^\top}` are accurate to about 1e-8 of the initial norm."""
+    rng = np.random.default_rng(11)
+    m, K, n_out, tau_theta = 9, 6, 5, 0.5
+    P = rng.standard_normal((m, K))
+    S = rng.standard_normal((n_out, K)) * np.asarray(scales)[:, None]
+    G = -S @ np.vstack([P, np.ones((1, K))]).T  # grad = -S A^T, (n_out, m+1)
+    Pd, Sd, grad = to_device(P, xp), to_device(S, xp), (to_device(G[:, :m], xp), to_device(G[:, m], xp))
+    for k in [1, 2, 3, 5, 8, 200]:
+        info_p, info_b = ProxInfo("cg"), ProxInfo("cg")
+        D_p = rows(prox_cg_authors(Pd, grad, tau_theta, k, history=True, info=info_p))
+        D_b = rows(prox_cg_authors_batch(Pd, Sd, tau_theta, k, history=True, info=info_b))
+        assert np.max(np.abs(D_b - D_p)) <= 1e-10 * np.max(np.abs(D_p))
+        assert info_b.iterations == info_p.iterations and info_b.system == "batch"
+        norms_p, norms_b = info_p.residual_norms, info_b.residual_norms
+        assert np.max(np.abs(norms_b - norms_p)) <= 1e-7 * np.max(norms_p[0])
+    assert info_p.iterations < 200  # k = 200 ended by the stop rule (iii), in both loops
+    np.testing.assert_array_equal(to_host(Sd), S)  # input not modified
+
+
+def test_auto_runs_the_authors_variant_in_batch_coordinates_on_the_paper_mlp():
+    """The paper's MLP layers at batch 500 (n_out, m + 1, K): batch coordinates are cheaper by
+    a hand count (k 4 n m K against K^2 m + k 2 n K^2), so ``auto`` picks them; never primal."""
+    for n_out, m, k in [(4000, 3073, 3), (1000, 4001, 1), (4000, 1001, 5)]:
+        assert k * 4 * n_out * m * 500 > 500 * 500 * m + k * 2 * n_out * 500 * 500
+        assert choose_cg_space(n_out, m, 500, k, "auto", ("parameter", "batch")) == "batch"
+    assert choose_cg_space(10, 3, 500, 3, "auto", ("parameter", "batch")) == "parameter"
+
+
+def test_the_authors_variant_refuses_the_primal_space(backend, xp):
+    net, theta, X, y, tau, tau_theta, _ = load_case(0, xp)
+    with pytest.raises(ValueError, match="primal"):
+        pp.proxprop(net, theta, X, y, tau, tau_theta, solver="cg", cg_iterations=2,
+                    cg_variant="authors", cg_space="primal")
 
 
 def test_unknown_variant_is_a_value_error(backend, xp):

@@ -48,7 +48,8 @@ def proxprop_extra_flops(shapes, method):
     picks, counted by :func:`~penaltyprop.prox.cg_space_costs`: matrix-free 4 n m K each; H
     formed once (m^2 K) and 2 n (m+1)^2 each; in batch coordinates the Gram matrix once
     (K^2 m) and 2 n K^2 each (its final :math:`C_D A^\top` replaces the gradient). The
-    authors' variant runs matrix-free. The gradient solver adds nothing. Early stops
+    authors' variant runs matrix-free or in batch coordinates, whichever is cheaper (never
+    with H formed). The gradient solver adds nothing. Early stops
     (``cg_tol``, the authors' variant) are not counted: the count is for k iterations.
     """
     flops = 0
@@ -59,8 +60,10 @@ def proxprop_extra_flops(shapes, method):
             else:
                 flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
         elif method.solver == "cg":
-            space = "parameter" if method.cg_variant == "authors" else choose_cg_space(
-                n, m, K, method.cg_iterations, method.cg_space)
+            spaces = ("parameter", "batch") if method.cg_variant == "authors" else \
+                ("parameter", "primal", "batch")
+            space = choose_cg_space(n, m, K, method.cg_iterations, method.cg_space or "auto",
+                                    spaces)
             flops += cg_space_costs(n, m, K, method.cg_iterations)[space]
     return flops
 

@@ -110,11 +110,9 @@ def prox_cg_authors_batch(P, S, tau_theta, iterations, tol=None, history=False, 
     (DW, db) : the update :math:`D = C_D A^\top`, shapes (n_out, m) and (n_out,).
     """
     A = patch_operator(P)
-    P = A.patches()
-    xp = array_module(P)
+    xp = array_module(S)
     tol = AUTHORS_CG_TOL if tol is None else tol
-    Kg = P.T @ P  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
-    Kg += 1
+    Kg = A.batch_gram()  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
     cD = xp.zeros_like(S)  # D_0 = 0
     cr = S.copy()  # r_0 = S A^T
     Kr = cr @ Kg
@@ -139,7 +137,7 @@ def prox_cg_authors_batch(P, S, tau_theta, iterations, tol=None, history=False, 
         cp, Kp = cr + beta[:, None] * cp, Kr + beta[:, None] * Kp  # after (i): p_1 = (1 + beta_1) r_1
         rr = rr_new
     if info is not None:
-        info.solver, info.system, info.size, info.iterations = "cg", "batch", P.shape[1], done
+        info.solver, info.system, info.size, info.iterations = "cg", "batch", A.shape[1], done
         if history:
             info.residual_norms = to_host(xp.stack(norms))
     return A.apply_At(cD)

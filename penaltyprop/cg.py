@@ -226,10 +226,8 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
     (VW, vb) : the k-th CG iterate for :math:`V H = R A^\top`.
     """
     A = patch_operator(P)
-    P = A.patches()  # (m, K)
-    xp = array_module(P)
-    Kg = P.T @ P  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
-    Kg += 1
+    xp = array_module(R)
+    Kg = A.batch_gram()  # Gram matrix A^T A = P^T P + 1 1^T, (K, K)
     cV = xp.empty_like(R)  # V = cV A^T
 
     blocks = []  # (iterations made, residual norms) per block of rows
@@ -242,7 +240,7 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
     if history and blocks:  # (done + 1, n_out): a block that stopped early keeps its last norms
         norms = xp.concatenate([xp.concatenate([n, xp.repeat(n[-1:], done + 1 - len(n), 0)])
                                 for _, n in blocks], axis=1)
-    _record(info, "batch", P.shape[1], done, norms)
+    _record(info, "batch", A.shape[1], done, norms)
     return A.apply_At(cV)  # V = cV A^T
 
 

@@ -57,9 +57,11 @@ SOLVERS = ("exact", "cg", "gradient")
 EXACT_SYSTEMS = ("auto", "primal", "batch")
 CG_VARIANTS = ("textbook", "authors")
 CG_SPACES = ("auto", "parameter", "primal", "batch")
+#: the spaces each CG variant runs in (the authors' loop is not written for H formed)
+CG_VARIANT_SPACES = {"textbook": ("parameter", "primal", "batch"), "authors": ("parameter", "batch")}
 
-__all__ = ["AUTHORS_CG_EPS", "AUTHORS_CG_TOL", "CG_SPACES", "CG_VARIANTS", "EXACT_SYSTEMS",
-           "SOLVERS", "Prox", "ProxInfo", "apply_H", "cg_space_costs", "choose_cg_space",
+__all__ = ["AUTHORS_CG_EPS", "AUTHORS_CG_TOL", "CG_SPACES", "CG_VARIANT_SPACES", "CG_VARIANTS",
+           "EXACT_SYSTEMS", "SOLVERS", "Prox", "ProxInfo", "apply_H", "cg_space_costs", "choose_cg_space",
            "choose_system", "prox_cg", "prox_cg_batch",
            "prox_exact", "prox_gradient", "solve_exact"]
 
@@ -117,14 +119,14 @@ def cg_space_costs(n_out, m, K, iterations):
             "batch": K * K * m + k * 2 * n_out * K * K}
 
 
-def choose_cg_space(n_out, m, K, iterations, space="auto", spaces=("parameter", "primal", "batch")):
-    """The space CG runs in: ``space`` itself, or for ``"auto"`` the cheapest of ``spaces`` in
-    flops (:func:`cg_space_costs`; ties go to the matrix-free paper's form, then primal). The
-    authors' variant runs in ``("parameter", "batch")`` only."""
+def choose_cg_space(n_out, m, K, iterations, space="auto", variant="textbook"):
+    """The space CG runs in: ``space`` itself, or for ``"auto"`` the cheapest in flops
+    (:func:`cg_space_costs`) of those the variant runs in (:data:`CG_VARIANT_SPACES`; ties go to
+    the matrix-free paper's form, then primal)."""
     if space != "auto":
         return space
     costs = cg_space_costs(n_out, m, K, iterations)
-    return min(spaces, key=lambda s: costs[s])
+    return min(CG_VARIANT_SPACES[variant], key=lambda s: costs[s])
 
 
 def solve_exact(P, R, tau_theta, system="auto", info=None):
@@ -148,15 +150,14 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
     m, K = op.shape
     system = choose_system(m, K, system)
     if system == "batch":
-        P = op.patches()
-        G = P.T @ P  # G = A^T A + I/tau_theta = P^T P + 1 1^T + I/tau_theta, K x K
-        G += 1
+        G = op.batch_gram()  # G = A^T A + I/tau_theta = P^T P + 1 1^T + I/tau_theta, K x K
         G[xp.diag_indices(K)] += 1 / tau_theta
         # V = R G^{-1} A^T, multiplied out the cheaper way: the solve takes n_out right-hand
         # sides one way, m+1 the other (same products). Each right-hand side is a row.
         if R.shape[0] <= m + 1:
             VW, vb = op.apply_At(_solve(G, R.T).T)  # (R G^{-1}) A^T
         else:
+            P = op.patches()
             A = xp.empty((m + 1, K), dtype=P.dtype)  # A = [P; 1^T], (m+1, K)
             A[:m], A[m] = P, 1
             Z = _solve(G, A.T, overwrite_b=True).T  # Z = A G^{-1}, (m+1, K)
@@ -287,9 +288,11 @@ class Prox:
                 put("cg_tol", check_positive(self.cg_tol, "cg_tol"))
             put("cg_variant", check_choice(self.cg_variant or "textbook", "cg_variant", CG_VARIANTS))
             put("cg_space", check_choice(self.cg_space or "auto", "cg_space", CG_SPACES))
-            if self.cg_variant == "authors" and self.cg_space == "primal":
-                raise ValueError("cg_space='primal' runs textbook CG only; the authors' variant "
-                                 "(cg_variant='authors') runs in 'parameter' or 'batch' space")
+            spaces = CG_VARIANT_SPACES[self.cg_variant]
+            if self.cg_space not in ("auto", *spaces):
+                raise ValueError(f"cg_space={self.cg_space!r} runs textbook CG only; the "
+                                 f"authors' variant (cg_variant='authors') runs in "
+                                 f"{' or '.join(map(repr, spaces))} space")
 
     def solve(self, phi, a_prev, R, tau=1.0, info=None):
         r"""V with :math:`V M_l = R A^\top` (Eqs. 14, 16, 44): :math:`M_l^{-1}` on the rows R.
@@ -312,7 +315,7 @@ class Prox:
             VW, vb = prox_gradient(A.apply_At(R), -self.tau_theta, info)  # tau_theta R A^T
         elif self.cg_variant == "authors":  # unscaled gradient in, tau times the update out
             space = choose_cg_space(R.shape[0], *A.shape, self.cg_iterations, self.cg_space,
-                                    ("parameter", "batch"))
+                                    "authors")
             if space == "batch":  # r_0 = -grad_theta J = (R / tau) A^T
                 DW, db = prox_cg_authors_batch(A.patches(), R / tau, self.tau_theta,
                                                self.cg_iterations, self.cg_tol, info is not None,

@@ -69,9 +69,9 @@ class PatchOperator:
     The prox solvers take this object from ``phi.prox_operator(a)`` and ask it for
     :meth:`gram` (:math:`AA^\top`, the exact solve), :meth:`apply_A` and :meth:`apply_At`
     (:math:`\phi` and its adjoint in :math:`\theta`, the right-hand side and CG), and, for the
-    batch-space solvers, :meth:`patches`. This default is the literal definition; a layer that
-    computes the same pieces faster overrides them (:class:`penaltyprop.conv.ConvPatchOperator`),
-    and a test holds the two equal.
+    batch-space solvers, :meth:`batch_gram` (:math:`A^\top A`) and :meth:`patches`. This
+    default is the literal definition; a layer that computes the same pieces faster overrides
+    them (:class:`penaltyprop.conv.ConvPatchOperator`), and a test holds the two equal.
 
     Parameters
     ----------
@@ -94,6 +94,14 @@ class PatchOperator:
         G[:m, :m] = P @ P.T
         G[:m, m] = G[m, :m] = P.sum(axis=1)
         G[m, m] = K
+        return G
+
+    def batch_gram(self):
+        r""":math:`A^\top A = P^\top P + \mathbf{1}\mathbf{1}^\top`, (K, K): the Gram matrix of the
+        batch-space solvers (the exact batch solve, batch-coordinate CG)."""
+        P = self.patches()
+        G = P.T @ P
+        G += 1
         return G
 
     def apply_A(self, VW, vb):

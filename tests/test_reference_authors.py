@@ -232,19 +232,14 @@ def test_the_batch_loop_is_the_parameter_loop(backend, xp, scales):
 
 
 def test_auto_runs_the_authors_variant_in_batch_coordinates_on_the_paper_mlp():
-    """The paper's MLP layers at batch 500 (n_out, m + 1, K): batch coordinates are cheaper by
-    a hand count (k 4 n m K against K^2 m + k 2 n K^2), so ``auto`` picks them; never primal."""
-    for n_out, m, k in [(4000, 3073, 3), (1000, 4001, 1), (4000, 1001, 5)]:
+    """The paper's MLP layers at batch 500 (n_out, m, K): batch coordinates are cheaper by a
+    hand count (k 4 n m K against K^2 m + k 2 n K^2), so ``auto`` picks them; never primal
+    (which textbook CG would pick for the small layer below)."""
+    for n_out, m, k in [(4000, 3072, 3), (1000, 4000, 1), (4000, 1000, 5)]:
         assert k * 4 * n_out * m * 500 > 500 * 500 * m + k * 2 * n_out * 500 * 500
-        assert choose_cg_space(n_out, m, 500, k, "auto", ("parameter", "batch")) == "batch"
-    assert choose_cg_space(10, 3, 500, 3, "auto", ("parameter", "batch")) == "parameter"
-
-
-def test_the_authors_variant_refuses_the_primal_space(backend, xp):
-    net, theta, X, y, tau, tau_theta, _ = load_case(0, xp)
-    with pytest.raises(ValueError, match="primal"):
-        pp.proxprop(net, theta, X, y, tau, tau_theta, solver="cg", cg_iterations=2,
-                    cg_variant="authors", cg_space="primal")
+        assert choose_cg_space(n_out, m, 500, k, "auto", "authors") == "batch"
+    assert choose_cg_space(10, 3, 500, 3, "auto", "textbook") == "primal"
+    assert choose_cg_space(10, 3, 500, 3, "auto", "authors") == "parameter"
 
 
 def test_unknown_variant_is_a_value_error(backend, xp):

@@ -60,10 +60,8 @@ def proxprop_extra_flops(shapes, method):
             else:
                 flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
         elif method.solver == "cg":
-            spaces = ("parameter", "batch") if method.cg_variant == "authors" else \
-                ("parameter", "primal", "batch")
             space = choose_cg_space(n, m, K, method.cg_iterations, method.cg_space or "auto",
-                                    spaces)
+                                    method.cg_variant or "textbook")
             flops += cg_space_costs(n, m, K, method.cg_iterations)[space]
     return flops
 

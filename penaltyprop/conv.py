@@ -226,12 +226,15 @@ class ConvPatchOperator(PatchOperator):
 
 
 def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n_classes=10,
-        activation="relu"):
+        activation="relu", pool_last=True):
     r"""A CNN of conv blocks Conv -> sigma -> MaxPool(2), then Flatten -> FC (Section 5.3).
 
-    The defaults are the paper's network for CIFAR-10:
+    The defaults are the paper's network for CIFAR-10, as its text describes it:
     Conv 16@5x5 -> ReLU -> Pool -> Conv 20@5x5 -> ReLU -> Pool -> Conv 20@5x5 -> ReLU
     -> Pool -> FC 10 (spatial size 32 -> 16 -> 8 -> 4; FC 320 -> 10).
+    With ``pool_last=False`` the last block has no pooling: the network of the authors'
+    released code, Conv 16 -> ReLU -> Pool -> Conv 20 -> ReLU -> Pool -> Conv 20 -> ReLU
+    -> FC 10 (32 -> 16 -> 8; FC 1280 -> 10).
 
     Parameters
     ----------
@@ -246,11 +249,15 @@ def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n
     n_classes : int
         Width of the last (fully connected) layer.
     activation : ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
+    pool_last : bool
+        Whether the last conv block ends with 2x2 max pooling (True: the paper's text;
+        False: the authors' released code).
 
     Returns
     -------
     Network with len(channels) + 1 linear layers; sigma_l = MaxPool2d(2) o activation
-    (and Flatten for the last conv block), see :meth:`Network.from_layers`.
+    (and Flatten for the last conv block; without its pooling if ``pool_last`` is False),
+    see :meth:`Network.from_layers`.
 
     Raises
     ------
@@ -273,6 +280,8 @@ def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n
     n_classes = check_int(n_classes, "n_classes", 1)
     if not isinstance(activation, Elementwise):
         get_activation(activation)  # raises ValueError naming `activation`
+    if not isinstance(pool_last, bool):
+        raise ValueError(f"pool_last must be True or False, got {pool_last!r}")
 
     layers = []
     for l, c_out in enumerate(channels, start=1):
@@ -281,11 +290,14 @@ def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n
                              f"({H + 2 * p}x{W + 2 * p}); use a larger in_shape or padding")
         conv = Conv2d(C, c_out, k, in_hw=(H, W), padding=p)
         C, H, W = conv.out_shape
+        layers += [conv, get_activation(activation)]
+        if l == len(channels) and not pool_last:
+            break
         if H % 2 or W % 2:
             raise ValueError(f"in_shape={tuple(in_shape)} gives conv layer {l} an output of "
                              f"{H}x{W}, which 2x2 pooling cannot halve; choose in_shape, "
                              "kernel_size and padding so that every pooled size is even")
-        layers += [conv, get_activation(activation), MaxPool2d(2)]
+        layers.append(MaxPool2d(2))
         H, W = H // 2, W // 2
     layers += [Flatten(), Linear(C * H * W, n_classes)]
     return Network.from_layers(layers)

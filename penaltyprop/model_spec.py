@@ -1,4 +1,4 @@
-r"""Model strings, parsed in one place: ``"mlp"``, ``"cnn"`` or layer widths ``"784-300-10"``.
+r"""Model strings, parsed in one place: ``"mlp"``, ``"cnn"``, ``"cnn-authors"`` or layer widths.
 
 The command line (``train --model``, ``bench --model``) and the bench build their networks
 here. Network layer: imports :mod:`penaltyprop.network` and :mod:`penaltyprop.conv` only.
@@ -8,6 +8,10 @@ here. Network layer: imports :mod:`penaltyprop.network` and :mod:`penaltyprop.co
   followed by sigma and 2x2 max pooling, then one fully connected layer. On images whose
   sides 2x2 pooling cannot halve three times, the blocks it cannot halve are left out
   (MNIST: 28 -> 14 -> 7, two blocks);
+* ``"cnn-authors"``: the CNN of the authors' released code, which differs from the paper's
+  text: the last conv block has no pooling, so the fully connected layer is 1280 -> 10 on
+  CIFAR-10 (32 -> 16 -> 8). On other images, as many pooled blocks as fit, then the
+  unpooled one;
 * ``"n0-n1-...-C"``: an MLP of these widths.
 
 >>> net, text = build_model("64-100-10")          # doctest: +SKIP
@@ -22,30 +26,33 @@ from .network import mlp
 PAPER_MLP = (3072, 4000, 1000, 4000, 10)
 #: Filters of the paper's three conv blocks (Section 5.3).
 PAPER_CHANNELS = (16, 20, 20)
+#: The CNN model strings: the paper's text (three pooled blocks) and the authors' code (the
+#: last block unpooled).
+CNN_MODELS = ("cnn", "cnn-authors")
 #: The images the paper's CNN takes (CIFAR-10), and its classes.
 PAPER_IMAGE = (3, 32, 32)
 PAPER_CLASSES = 10
 
 
 def parse_model(text):
-    """``"cnn"``, or the tuple of layer widths that ``text`` names.
+    """``"cnn"``, ``"cnn-authors"``, or the tuple of layer widths that ``text`` names.
 
     Parameters
     ----------
-    text : str, ``"mlp"``, ``"cnn"`` or widths such as ``"784-300-10"`` (or a parsed spec:
-        ``"cnn"`` or a sequence of widths, returned as a tuple).
+    text : str, ``"mlp"``, ``"cnn"``, ``"cnn-authors"`` or widths such as ``"784-300-10"``
+        (or a parsed spec: a CNN name or a sequence of widths, returned as a tuple).
 
     Returns
     -------
-    ``"cnn"`` or a tuple of at least two positive ints.
+    ``"cnn"``, ``"cnn-authors"`` or a tuple of at least two positive ints.
 
     Raises
     ------
     ValueError
         Naming ``model``, for anything else.
     """
-    if text == "cnn":
-        return "cnn"
+    if isinstance(text, str) and text in CNN_MODELS:
+        return text
     if text == "mlp":
         return PAPER_MLP
     if isinstance(text, str):
@@ -60,7 +67,7 @@ def parse_model(text):
             sizes = ()
     if len(sizes) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
                                  for n in sizes):
-        raise ValueError(f"model must be 'mlp', 'cnn' or layer widths such as 784-300-10 "
+        raise ValueError(f"model must be 'mlp', 'cnn', 'cnn-authors' or layer widths such as 784-300-10 "
                          f"(at least two, all positive), got {text!r}")
     return sizes
 
@@ -97,15 +104,16 @@ def build_model(model, data=None, activation="relu"):
         Naming ``model``, for a bad string or one that does not fit ``data``.
     """
     spec = parse_model(model)
-    if spec == "cnn":
+    if spec in CNN_MODELS:
         image_shape = tuple(data.image_shape) if data is not None else PAPER_IMAGE
         n_classes = data.n_classes if data is not None else PAPER_CLASSES
-        blocks = cnn_blocks(image_shape)
+        pool_last = spec == "cnn"
+        blocks = min(cnn_blocks(image_shape) + (not pool_last), len(PAPER_CHANNELS))
         if blocks == 0:
             raise ValueError(f"model 'cnn' needs even image sizes for 2x2 pooling, "
                              f"{data.name} has {image_shape}")
         net = cnn(in_shape=image_shape, channels=PAPER_CHANNELS[:blocks], n_classes=n_classes,
-                  activation=activation)
+                  activation=activation, pool_last=pool_last)
         return net, f"CNN {net!r}"
     widths = "-".join(map(str, spec))
     if data is not None and (spec[0] != data.n_features or spec[-1] != data.n_classes):
@@ -114,4 +122,5 @@ def build_model(model, data=None, activation="relu"):
     return mlp(list(spec), activation=activation), f"MLP {widths} ({activation})"
 
 
-__all__ = ["PAPER_CHANNELS", "PAPER_MLP", "build_model", "cnn_blocks", "parse_model"]
+__all__ = ["CNN_MODELS", "PAPER_CHANNELS", "PAPER_MLP", "build_model", "cnn_blocks",
+           "parse_model"]

@@ -107,14 +107,18 @@ def curve_panels(records, panels, path, title, ncols=None):
 
 
 def table1_figure(taus, rows, path, title):
-    """Final loss against tau (log-log), one line per method; divergence drawn as an x on top."""
+    """Final loss against tau (log-log), one line per method; divergence drawn as an x on top.
+
+    ``rows``: [(label, [loss, None (diverged) or a string (not run) per tau])].
+    """
     fig = Figure(figsize=(5.2, 3.4), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    finite = [v for _, values in rows for v in values if v is not None and math.isfinite(v)]
+    finite = [v for _, values in rows for v in values
+              if isinstance(v, (int, float)) and math.isfinite(v)]
     top = max(finite) * 3 if finite else 10.0
     for label, values in rows:
-        line = ax.plot(taus, [v if v is not None else math.nan for v in values], marker="o",
-                       label=label)[0]
+        line = ax.plot(taus, [v if isinstance(v, (int, float)) else math.nan for v in values],
+                       marker="o", label=label)[0]
         bad = [t for t, v in zip(taus, values) if v is None]
         ax.plot(bad, [top] * len(bad), "x", color=line.get_color(), markersize=8)
     ax.set_xscale("log")

@@ -204,3 +204,42 @@ def test_a_corrupt_results_file_is_one_error_naming_it(tmp_path):
 
 def test_format_duration():
     assert [runner.format_duration(s) for s in (40, 420, 7500)] == ["40 s", "7 min", "2 h 05 min"]
+
+
+def test_figure3_trains_the_authors_cnn_on_request(tmp_path):
+    """``model="cnn-authors"``: the last conv block is not pooled (the authors' released code);
+    the store records the model and refuses to mix it with the paper's CNN."""
+    run_experiment("figure3", "tiny", out=tmp_path, model="cnn-authors", log=_quiet)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["settings"]["model"] == "cnn-authors"
+    assert set(stored["runs"]) == EXPECTED_KEYS["figure3"]
+    with pytest.raises(ValueError, match="model"):
+        run_experiment("figure3", "tiny", out=tmp_path, model="cnn", log=_quiet)
+    with pytest.raises(ValueError, match="model only applies to"):
+        run_experiment("figure2", "tiny", out=tmp_path / "f2", model="cnn-authors", log=_quiet)
+
+
+def test_a_subset_of_cells_trains_only_those_and_a_later_run_adds_the_rest(tmp_path):
+    """``cells=[...]`` trains only the named cells; Table 1 prints the others as "not run";
+    a later run into the same folder with other cells adds them."""
+    result = run_experiment("table1", "tiny", out=tmp_path, cells=["cg3_tau1", "backprop_tau0.05"],
+                            log=_quiet)
+    assert set(json.loads((tmp_path / "results.json").read_text())["runs"]) == {
+        "cg3_tau1", "backprop_tau0.05"}
+    ours = result["markdown"].split("Paper")[0]
+    assert ours.count("not run") == 36 - 2
+    run_experiment("table1", "tiny", out=tmp_path, cells=["cg5_tau1"], log=_quiet)
+    assert set(json.loads((tmp_path / "results.json").read_text())["runs"]) == {
+        "cg3_tau1", "backprop_tau0.05", "cg5_tau1"}
+
+
+@pytest.mark.parametrize("name, cells, match", [
+    ("table1", ["cg3_tau7"], "cells cg3_tau7 not in 'table1'"),
+    ("figure2", ["cg4"], "cells cg4 not in 'figure2'"),
+    ("figure2", "cg3", "non-empty list"), ("figure2", [], "non-empty list"),
+    ("conditioning", ["x"], "cells do not apply"),
+])
+def test_unknown_cells_are_refused_before_anything_is_written(name, cells, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        run_experiment(name, "tiny", out=tmp_path / "out", cells=cells, log=_quiet)
+    assert not (tmp_path / "out").exists()

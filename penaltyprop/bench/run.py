@@ -26,7 +26,7 @@ def build_problem(model=PAPER_MLP, batch_size=500, dtype="float32", backend="num
     Parameters
     ----------
     model : a model string or spec (:func:`penaltyprop.model_spec.parse_model`): widths,
-        ``"mlp"`` or ``"cnn"``.
+        ``"mlp"``, ``"cnn"`` or ``"cnn-authors"``.
 
     Returns
     -------
@@ -63,7 +63,8 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
 
     Parameters
     ----------
-    model : widths, ``"mlp"`` (the paper's MLP, default) or ``"cnn"`` (Section 5.3).
+    model : widths, ``"mlp"`` (the paper's MLP, default), ``"cnn"`` (Section 5.3) or
+        ``"cnn-authors"`` (the CNN of the authors' code).
     batch_size : int >= 1, N.
     dtype : ``"float32"`` or ``"float64"``.
     backend : ``"numpy"`` or ``"cupy"``.
@@ -157,7 +158,7 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
         machine["load_average_start"] = load_start
         machine["load_average_end"] = load_average()
     spec = parse_model(model)
-    config = {"model": spec if spec == "cnn" else list(spec), "network": repr(net),
+    config = {"model": spec if isinstance(spec, str) else list(spec), "network": repr(net),
               "batch_size": batch_size, "dtype": dtype, "backend": backend,
               "repetitions": repetitions, "tau_theta": tau_theta, "lr": lr, "seed": seed,
               "load": load, "layer_shapes": [list(s) for s in shapes]}

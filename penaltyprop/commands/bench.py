@@ -57,7 +57,8 @@ def add_arguments(parser):
                              "its settings take the flags below and default to the method's")
     parser.add_argument("--model", type=_model, default=PAPER_MLP,
                         help="'mlp' (the paper's 3072-4000-1000-4000-10, default), 'cnn' "
-                             "(Section 5.3) or layer widths such as 784-300-10")
+                             "(Section 5.3), 'cnn-authors' (the CNN of the authors' code: no "
+                             "third pooling, FC 1280 -> 10) or layer widths such as 784-300-10")
     parser.add_argument("--batch-size", type=positive_int, default=500, help="N (default 500)")
     parser.add_argument("--dtype", choices=bench.DTYPES, default="float32")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")

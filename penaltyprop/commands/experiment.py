@@ -45,6 +45,14 @@ def add_arguments(parser):
                              "figure3)")
     parser.add_argument("--optimizer", choices=("nesterov", "sgd"), default=None,
                         help="table1 only: Nesterov momentum 0.95 (default) or plain SGD")
+    parser.add_argument("--model", choices=("cnn", "cnn-authors"), default=None,
+                        help="figure3 only: the CNN of the paper's text ('cnn', default: three "
+                             "pooled conv blocks, FC 320 -> 10) or of the authors' released "
+                             "code ('cnn-authors': no third pooling, FC 1280 -> 10)")
+    parser.add_argument("--cells", nargs="+", metavar="KEY", default=None,
+                        help="train only these cells (e.g. 'backprop cg3' for figure2, "
+                             "'cg3_tau1 cg5_tau1' for table1); the others can follow in a "
+                             "later run into the same --out")
     parser.add_argument("--mnist-csv", metavar="PATH", type=path, default=None,
                         help="family only: read MNIST from this CSV file (784 pixels and the "
                              "label per line, e.g. a 5,000-image subset; split at random, "
@@ -60,7 +68,8 @@ def run(args) -> int:
         result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
                                 seed=args.seed, backend=args.backend,
                                 cg_variant=args.cg_variant, optimizer=args.optimizer,
-                                download=args.download, mnist_csv=args.mnist_csv)
+                                download=args.download, mnist_csv=args.mnist_csv,
+                                model=args.model, cells=args.cells)
     except DataError as err:
         print(f"penaltyprop experiment: {err} (command line: --data-dir DIR or --download)",
               file=sys.stderr)

@@ -56,7 +56,8 @@ def add(subparsers):
     g = p.add_argument_group("model")
     g.add_argument("--model",
                    help="layer widths such as 3072-4000-1000-4000-10, 'mlp' (the paper's), or "
-                        "'cnn' (the paper's CNN, Section 5.3); default: " + ", ".join(
+                        "'cnn' (the paper's CNN, Section 5.3), 'cnn-authors' (the CNN of the "
+                        "authors' code: no third pooling, FC 1280 -> 10); default: " + ", ".join(
                             f"{k} {v}" for k, v in DEFAULT_MODEL.items()))
     g.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu",
                    help="nonlinearity sigma of the hidden layers (default relu)")

@@ -34,6 +34,10 @@ class Experiment(NamedTuple):
         mnist_csv, log) -> dict`` that runs the whole experiment instead of ``run`` and
         ``report`` (the family comparison: several data sets, a store each).
     scales : optional ``{scale: numbers}`` of an experiment that is not in ``SETTINGS``.
+    models : the networks it can train (the first is the default; empty: its network is
+        fixed); ``run`` then takes ``model=``.
+    cells : optional ``cells(cg_variant) -> [key, ...]``, the store keys of its
+        configurations (for a run of a subset of them).
     """
 
     run: Callable
@@ -44,16 +48,22 @@ class Experiment(NamedTuple):
     optimizers: tuple = ()
     runner: Callable | None = None
     scales: dict | None = None
+    models: tuple = ()
+    cells: Callable | None = None
 
 
 #: name -> :class:`Experiment`
 EXPERIMENTS = {
     "figure2": Experiment(training.run_figure2, training.report_figure2, "nesterov",
-                          "Section 5.1, Fig. 2", training.figure2_methods),
+                          "Section 5.1, Fig. 2", training.figure2_methods,
+                          cells=training.method_keys(training.figure2_methods)),
     "table1": Experiment(training.run_table1, training.report_table1, "nesterov",
-                         "Section 5.2, Table 1", training.table1_methods, ("nesterov", "sgd")),
+                         "Section 5.2, Table 1", training.table1_methods, ("nesterov", "sgd"),
+                         cells=training.table1_keys),
     "figure3": Experiment(training.run_figure3, training.report_figure3, "adam",
-                          "Section 5.3, Fig. 3", training.figure3_methods),
+                          "Section 5.3, Fig. 3", training.figure3_methods,
+                          models=training.FIGURE3_MODELS,
+                          cells=training.method_keys(training.figure3_methods)),
     "conditioning": Experiment(conditioning.run_conditioning, conditioning.report_conditioning,
                                None, "Section 4.1"),
     "family": Experiment(None, None, None, "issue 13, the penalty-training family",
@@ -62,16 +72,19 @@ EXPERIMENTS = {
 }
 
 
-def default_out(name, scale, cg_variant="textbook", optimizer=None) -> Path:
-    """``runs/experiments/NAME-SCALE`` (+ ``-authors``, ``-sgd`` for non-default choices)."""
+def default_out(name, scale, cg_variant="textbook", optimizer=None, model=None) -> Path:
+    """``runs/experiments/NAME-SCALE`` (+ ``-authors``, ``-sgd``, ``-cnn-authors`` for
+    non-default choices)."""
+    models = EXPERIMENTS[name].models
     suffix = ("-authors" if cg_variant == "authors" else "") + (
-        f"-{optimizer}" if optimizer not in (None, EXPERIMENTS[name].optimizer) else "")
+        f"-{optimizer}" if optimizer not in (None, EXPERIMENTS[name].optimizer) else "") + (
+        f"-{model}" if model not in (None, *models[:1]) else "")
     return Path("runs") / "experiments" / f"{name}-{scale}{suffix}"
 
 
 def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, backend="numpy",
                    cg_variant="textbook", optimizer=None, download=False, log=log_line,
-                   mnist_csv=None) -> dict:
+                   mnist_csv=None, model=None, cells=None) -> dict:
     """Run (or resume) one experiment and write its results, figure and table.
 
     Parameters
@@ -93,6 +106,11 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     log : callable taking one line of progress.
     mnist_csv : path-like, family only: an MNIST CSV file (784 pixels and the label per
         line, :mod:`penaltyprop.data.mnist_csv`) used instead of the full MNIST set.
+    model : figure3 only: ``"cnn"`` (the paper's text, default) or ``"cnn-authors"`` (the
+        CNN of the authors' code: no third pooling, FC 1280 -> 10).
+    cells : optional list of configuration keys (``"backprop"``, ``"cg3"``,
+        ``"cg3_tau0.5"``, ...): train only these; the others can follow in a later run
+        into the same ``out`` (not for family).
 
     Returns
     -------
@@ -124,12 +142,29 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     elif optimizer not in (experiment.optimizers or (experiment.optimizer,)):
         raise ValueError(f"optimizer must be one of {experiment.optimizers or None} for "
                          f"{name!r}, got {optimizer!r}")
+    if model is None:
+        model = experiment.models[0] if experiment.models else None
+    elif model not in experiment.models:
+        uses = tuple(k for k, e in EXPERIMENTS.items() if e.models)
+        raise ValueError(f"model must be one of {experiment.models} for {name!r}, got {model!r}"
+                         if experiment.models else
+                         f"model only applies to {uses}, not {name!r}")
+    if cells is not None:
+        if experiment.cells is None:
+            raise ValueError(f"cells do not apply to {name!r}; it trains every cell")
+        if isinstance(cells, str) or not all(isinstance(c, str) for c in cells) or not cells:
+            raise ValueError(f"cells must be a non-empty list of configuration keys, got {cells!r}")
+        keys = experiment.cells(cg_variant)
+        unknown = [c for c in cells if c not in keys]
+        if unknown:
+            raise ValueError(f"cells {', '.join(unknown)} not in {name!r}; its cells are "
+                             f"{', '.join(keys)}")
     scales = SETTINGS[name] if experiment.scales is None else experiment.scales
     if scale not in scales:
         raise ValueError(f"scale {scale!r} is not defined for {name!r} (it has "
                          f"{', '.join(scales)})")
     settings = scales[scale]
-    out = Path(out) if out is not None else default_out(name, scale, cg_variant, optimizer)
+    out = Path(out) if out is not None else default_out(name, scale, cg_variant, optimizer, model)
     if experiment.runner is not None:  # several data sets: the experiment runs itself
         return experiment.runner(scale, settings, data_dir=data_dir, out=out, seed=seed,
                                  backend=backend, download=download, mnist_csv=mnist_csv,
@@ -140,13 +175,16 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
     store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
                         "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,
-                        "data": repr(data)}, log=log)
+                        "data": repr(data), **({"model": model} if model is not None else {})},
+                  log=log, cells=cells)
     with store:  # the experiment folder is ours until the end (a second run fails at once)
         t0 = time.perf_counter()
         summary = experiment.run(store, data, settings, seed=seed, backend=backend,
-                                 cg_variant=cg_variant, optimizer=optimizer)
+                                 cg_variant=cg_variant, optimizer=optimizer,
+                                 **({"model": model} if model is not None else {}))
         title = (f"{name} ({experiment.section}), scale {scale}: {data.name} {len(data.y_train)} "
                  f"train / {len(data.y_val)} val / {len(data.y_test)} test" +
+                 (f", {model}" if model not in (None, *experiment.models[:1]) else "") +
                  (f", {optimizer}" if optimizer else "") +
                  (", authors' CG" if cg_variant == "authors" else ""))
         markdown = experiment.report(store, out, title, cg_variant=cg_variant)

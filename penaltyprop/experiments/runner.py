@@ -73,10 +73,13 @@ class Store:
     out : path-like, the output folder (created).
     settings : dict, JSON-able; a store whose settings differ refuses to resume.
     log : callable taking one line of text (progress).
+    cells : optional collection of configuration keys: train only these (the others are left
+        for a later run into the same folder; :func:`run_configs` checks the names).
     """
 
-    def __init__(self, out, settings, log=print):
+    def __init__(self, out, settings, log=print, cells=None):
         self.out = Path(out)
+        self.cells = None if cells is None else list(cells)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / RESULTS
         self.log = log
@@ -176,8 +179,21 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
 
     The estimate times one minibatch step of each configuration still to run (for a lifted
     method: one sweep) and one evaluation pass, on this machine now, and multiplies by the
-    epochs left. It is printed before the long work starts.
+    epochs left. It is printed before the long work starts. With ``store.cells`` set, only
+    those configurations train.
+
+    Raises
+    ------
+    ValueError
+        When ``store.cells`` names a configuration that is not in ``configs``.
     """
+    if store.cells is not None:
+        keys = [c.key for c in configs]
+        unknown = [k for k in store.cells if k not in keys]
+        if unknown:
+            raise ValueError(f"cells {', '.join(unknown)} not in this experiment; its cells "
+                             f"are {', '.join(keys)}")
+        configs = [c for c in configs if c.key in store.cells]
     todo = [c for c in configs if c.key not in store]
     if todo:
         seconds, steps = estimate(todo, data, scale, store.out, backend=backend)

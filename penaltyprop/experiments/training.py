@@ -63,7 +63,7 @@ def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nes
     run_configs(store, [Config(method.key, _mlp(data, scale), make_optimizer(optimizer, tau), method)
                         for method, tau in figure2_runs(cg_variant)],  # Nesterov 0.95, batch 500
                 data, scale, seed=seed, backend=backend)
-    return [_summary(store[m.key]) for m in figure2_methods(cg_variant)]
+    return [_summary(store[m.key]) for m in figure2_methods(cg_variant) if m.key in store]
 
 
 def report_figure2(store, out, title, *, cg_variant="textbook"):
@@ -98,6 +98,16 @@ def table1_key(method, tau):
     return f"{method.key}_tau{tau:g}"
 
 
+def table1_keys(cg_variant):
+    """The store keys of Table 1's 36 cells, row by row."""
+    return [table1_key(method, tau) for method in table1_methods(cg_variant) for tau in TABLE1_TAUS]
+
+
+def method_keys(methods):
+    """``cg_variant -> [key, ...]`` of an experiment whose cells are its methods."""
+    return lambda cg_variant: [method.key for method in methods(cg_variant)]
+
+
 def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nesterov"):
     """Train the 9 x 4 cells of Table 1 (resuming); returns :func:`table1_rows`."""
     run_configs(store, [Config(table1_key(method, tau), _mlp(data, scale),
@@ -108,23 +118,28 @@ def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nest
 
 
 def table1_rows(store, cg_variant):
-    """[(label, [final loss or None (diverged) per tau])] in Table 1's order."""
+    """[(label, [final loss, None (diverged) or NOT_RUN per tau])] in Table 1's order."""
     rows = []
     for method in table1_methods(cg_variant):
         values = []
         for tau in TABLE1_TAUS:
             key = table1_key(method, tau)
-            values.append(_summary(store[key])["final_train_loss"] if key in store else None)
+            values.append(_summary(store[key])["final_train_loss"] if key in store else NOT_RUN)
         rows.append((method.label, values))
     return rows
+
+
+#: A Table 1 cell that has not been run (a run of a subset of cells).
+NOT_RUN = "not run"
 
 
 def _table(rows, mark_best=True):
     out = []
     for label, values in rows:
-        finite = [v for v in values if v is not None]
+        finite = [v for v in values if isinstance(v, (int, float))]
         best = min(finite) if finite and mark_best else None
-        out.append([label] + [f"**{fmt_loss(v)}**" if v is not None and v == best
+        out.append([label] + [NOT_RUN if v == NOT_RUN
+                              else f"**{fmt_loss(v)}**" if v is not None and v == best
                               else fmt_loss(v) for v in values])
     return markdown_table(["tau"] + [f"{t:g}" for t in TABLE1_TAUS], out)
 
@@ -148,13 +163,19 @@ def figure3_methods(cg_variant):
     return [BackProp(), prox_cg(3, 1.0, cg_variant), prox_cg(10, 1.0, cg_variant)]
 
 
-def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam"):
+#: The CNNs Fig. 3 can train: the paper's text (three pooled conv blocks, FC 320 -> 10) and
+#: the authors' released code (the last block unpooled, FC 1280 -> 10).
+FIGURE3_MODELS = ("cnn", "cnn-authors")
+
+
+def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="adam", model="cnn"):
     """Train the three methods of Fig. 3 on the CNN (resuming); one summary per method."""
-    net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels, n_classes=data.n_classes)
+    net = cnn(in_shape=tuple(data.image_shape), channels=scale.channels, n_classes=data.n_classes,
+              pool_last=model == "cnn")
     run_configs(store, [Config(method.key, net, make_optimizer(optimizer, 1e-3), method)
                         for method in figure3_methods(cg_variant)],
                 data, scale, seed=seed, backend=backend)
-    return [_summary(store[m.key]) for m in figure3_methods(cg_variant)]
+    return [_summary(store[m.key]) for m in figure3_methods(cg_variant) if m.key in store]
 
 
 def report_figure3(store, out, title, *, cg_variant="textbook"):

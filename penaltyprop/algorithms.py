@@ -197,7 +197,7 @@ def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteration
 
     By Proposition 2 it equals :math:`M_l^{-1}\nabla_{\theta_l}J` on the prox layers (exactly
     for ``solver="exact"``, approximately for CG) and :math:`\nabla_{\theta_{L-1}}J` on the last
-    layer, whatever tau is. So it is Algorithm 2's sweep at tau = 1 (DESIGN.md, decision 2),
+    layer, whatever tau is. So it is Algorithm 2's sweep at tau = 1 (Section 5.3),
     whose step (c) returns :math:`M_l^{-1}\nabla_{\theta_l} J` itself
     (:meth:`~penaltyprop.prox.Prox.direction`). An optimizer consumes it like a gradient: plain
     SGD with learning rate tau reproduces :func:`proxprop`.

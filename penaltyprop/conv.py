@@ -2,7 +2,7 @@ r"""2-D convolution as a linear transfer function, and the CNN of Section 5.3.
 
 A convolution is linear in its parameters :math:`\theta = (W, b)`, with W of shape
 (C_out, C_in, k, k). Written with the *im2col* (patch) matrix :math:`P(a)` it is a
-matrix product (DESIGN.md, decision 5):
+matrix product:
 
 .. math:: \operatorname{rows}(\phi(\theta, a)) = W_{\mathrm{mat}}\,P(a) + b\,\mathbf{1}^\top ,
           \qquad W_{\mathrm{mat}} \in \mathbb{R}^{C_{out}\times m},\;

@@ -4,13 +4,13 @@ The loop asks the method (:mod:`penaltyprop.methods`) for what its kind provides
 
 * an *oracle* method (BackProp, ProxProp): one step on a minibatch (X_b, y_b) asks it for a
   direction, ``J, d = method.direction(net, theta, X_b, y_b)``, and hands d to an optimizer
-  (Section 5.3, DESIGN.md decision 2): ``theta, state = optimizer.update(theta, d, state)``.
+  (Section 5.3): ``theta, state = optimizer.update(theta, d, state)``.
   The optimizer's learning rate is the paper's :math:`\tau`;
 * a *lifted* method (BCD, ADMM): one epoch is one full-batch ``method.sweep``; its
   ``diagnostics`` (objective, residuals) are recorded per sweep; no optimizer.
 
 After every epoch the run records the curves of :mod:`penaltyprop.history`. A non-finite loss
-ends the run as *diverged* (DESIGN.md decision 8; Table 1's "-"), without raising.
+ends the run as *diverged* (Table 1's "-"), without raising.
 
 Reproducibility: the initial parameters come from ``net.init(seed)`` and the minibatch order
 from a host generator seeded with ``(seed, 1)``, so the same seed, data and settings give

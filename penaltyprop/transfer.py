@@ -22,7 +22,7 @@ The module-level :func:`apply_A` and :func:`apply_At` are the same two maps on a
 in rows. The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, rows and the
 layer's :class:`PatchOperator` (``phi.prox_operator(a)``), which gives them :math:`AA^\top`,
 :math:`V \mapsto VA` and :math:`R \mapsto RA^\top`, so they serve every transfer function
-unchanged (DESIGN.md, decision 5). The default operator holds P; a layer that can compute those
+unchanged. The default operator holds P; a layer that can compute those
 three pieces faster without P (a convolution, :mod:`penaltyprop.conv`) supplies its own.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 r"""What every training method is: settings held once, and one of two ways to train.
 
 A method is a small frozen dataclass (its fields are its settings, each default written once,
-each checked in ``__post_init__``) of one of two kinds (DESIGN.md, "Methods"):
+each checked in ``__post_init__``) of one of two kinds:
 
 * an **oracle** method turns a minibatch into a direction that any optimizer consumes like a
   gradient: ``J, d = method.direction(net, theta, X, y)``;

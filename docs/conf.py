@@ -15,6 +15,8 @@ a notebook is only run again when its code cells change.
 from __future__ import annotations
 
 import filecmp
+import importlib
+import inspect
 import os
 import re
 import shutil
@@ -42,11 +44,10 @@ extensions = [
     "sphinx.ext.autosummary",    # one page per public name
     "sphinx.ext.viewcode",       # highlighted source, linked from every API page
     "sphinx.ext.mathjax",
-    "sphinx.ext.intersphinx",
 ]
 
 # ------------------------------------------------------------------ sources
-exclude_patterns = ["_build", "results/*.md", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated", "results/*.md", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 suppress_warnings = ["myst.header"]  # pages start at "##" below their title in places: allowed
 nitpicky = True  # every reference must resolve
 nitpick_ignore_regex = [
@@ -55,9 +56,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(optional|default.*|array|array-like|path-like|callable|int|float|str|bool"
                  r"|tuple|list|dict|None|sequence|iterable|module|ndarray|object)"),
 ]
-myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "linkify"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
-myst_linkify_fuzzy_links = False
 
 # ------------------------------------------------------------------ notebooks (myst-nb)
 nb_execution_mode = "cache"
@@ -70,18 +70,12 @@ nb_merge_streams = True
 # ------------------------------------------------------------------ API reference
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"show-inheritance": True}  # the templates say :members:
 autodoc_typehints = "none"        # the numpydoc Parameters section says the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 templates_path = ["_templates"]
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-    "numpy": ("https://numpy.org/doc/stable/", None),
-}
-intersphinx_disabled_reftypes = ["*"]  # only explicit "numpy:" / "python:" references go out
-intersphinx_timeout = 5
 
 # ------------------------------------------------------------------ HTML
 html_theme = "pydata_sphinx_theme"
@@ -124,12 +118,24 @@ _CELL = re.compile(r"`(?P<file>[\w/]+)\.py:(?P<name>[\w.]+)`")
 
 
 def _link_cell(match) -> str:
-    """`prox.py:Prox.update` -> a reference to penaltyprop.prox.Prox.update in the API."""
+    """`prox.py:Prox.update` -> a reference to penaltyprop.prox.Prox.update in the API.
+
+    A name that ``penaltyprop`` exports (``forward.py:loss``) links to its own page,
+    ``penaltyprop.loss``; a method without a docstring of its own (``__call__``, ``vjp``)
+    links to its class.
+    """
     file, name = match["file"], match["name"]
     if file.startswith("tests/"):
         return match[0]  # tests are not part of the site
-    module = "penaltyprop." + file.replace("/", ".")
-    return f"{{py:obj}}`{file}.py:{name} <{module}.{name}>`"
+    module = importlib.import_module("penaltyprop." + file.replace("/", "."))
+    head, _, rest = name.partition(".")
+    obj = getattr(module, head)
+    prefix = "penaltyprop" if getattr(penaltyprop, head, None) is obj and _public(obj) else module.__name__
+    target = f"{prefix}.{name}"
+    if rest and (rest.startswith("__") or vars(obj).get(rest, None) is not None
+                 and not inspect.getdoc(vars(obj)[rest])):
+        target = f"{prefix}.{head}"
+    return f"{{py:obj}}`{file}.py:{name} <{target}>`"
 
 
 def equations_page() -> str:
@@ -156,6 +162,78 @@ def cli_page() -> str:
         parts += [f"### `penaltyprop {name}`\n", "```text",
                   sub.choices[name].format_help().rstrip(), "```\n"]
     return "\n".join(parts)
+
+
+def _public(obj) -> bool:
+    """Is ``obj`` one of penaltyprop's top-level names (documented on its own page)?"""
+    return any(obj is getattr(penaltyprop, name) for name in penaltyprop.__all__)
+
+
+def skip_public_members(app, what, name, obj, skip, options):
+    """On a module's page, leave out what has its own page as ``penaltyprop.NAME``."""
+    if what == "module" and _public(obj):
+        return True
+    return None
+
+
+def resolve_short_reference(app, env, node, contnode):
+    """Resolve a Python reference that names an object by a shorter or other path.
+
+    Docstrings say ``:func:`patch_gram``` inside their module, or
+    ``penaltyprop.network.Network.from_layers`` for what the site documents as
+    ``penaltyprop.Network.from_layers``. The reference resolves when exactly one documented
+    object ends with the longest such tail of the name; otherwise it stays unresolved (and
+    the build fails on it).
+    """
+    if node.get("refdomain") != "py":
+        return None
+    from sphinx.util.nodes import make_refnode
+
+    domain = env.get_domain("py")
+    parts = node["reftarget"].lstrip("~.").split(".")
+    for k in range(len(parts), 0, -1):
+        tail = ".".join(parts[-k:])
+        found = {(domain.objects[name].docname, domain.objects[name].node_id): name
+                 for name in domain.objects if name == tail or name.endswith("." + tail)}
+        if len(found) > 1:  # the same object under its canonical name does not count twice
+            return None  # ambiguous: leave it to the warning
+        if found:
+            (docname, node_id), name = found.popitem()
+            return make_refnode(app.builder, node["refdoc"], docname, node_id, contnode, name)
+    inherited = _inherited_target(domain, parts)
+    if inherited is not None:
+        entry = domain.objects[inherited]
+        return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode,
+                            inherited)
+    return None
+
+
+def _inherited_target(domain, parts):
+    """``Conv2d.patches`` -> the documented ``...LinearTransfer.patches`` that it inherits."""
+    if len(parts) < 2:
+        return None
+    cls_name, attr = parts[-2], parts[-1]
+    for name, entry in domain.objects.items():
+        if entry.objtype != "class" or not name.endswith("." + cls_name):
+            continue
+        module_name, _, qualname = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), qualname)
+        except (ImportError, AttributeError):
+            continue
+        for base in getattr(cls, "__mro__", ())[1:]:
+            if attr in vars(base):
+                for candidate in (f"{base.__module__}.{base.__qualname__}.{attr}",):
+                    hits = [n for n in domain.objects
+                            if n == candidate or n.endswith(f".{base.__qualname__}.{attr}")]
+                    if hits:
+                        return hits[0]
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", skip_public_members)
+    app.connect("missing-reference", resolve_short_reference)
 
 
 copy_notebooks()

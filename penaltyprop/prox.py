@@ -299,8 +299,8 @@ class Prox:
 
         Parameters
         ----------
-        phi : the layer's transfer function. a_prev : (*in_shape, N) its input.
-        R : (*out_shape, N) an output-space array (:math:`\pm\delta`). tau : the sweep's tau
+        phi : the layer's transfer function. a_prev : ``(*in_shape, N)`` its input.
+        R : ``(*out_shape, N)`` an output-space array (:math:`\pm\delta`). tau : the sweep's tau
             (only the authors' CG uses it: it solves at tau = 1 and scales afterwards).
         info : optional :class:`ProxInfo`.
 

@@ -151,7 +151,7 @@ class ADMM(LiftedMethod):
             float(array_module(X).finfo(X.dtype).eps) ** 0.5
 
     def steps(self, net, theta, state, X, y):
-        """The sweep as a generator over its block updates (:func:`admm_steps`)."""
+        """The sweep as a generator over its block updates (``admm_steps`` in this module)."""
         lifted.check_state(state, X)
         return admm_steps(net, theta, state, y, self.beta, self.gamma, self._ridge(X), self.loss,
                           self.output_steps, state.sweeps >= self.warm_start_sweeps)

@@ -69,5 +69,5 @@ done
 start=$(date +%s)
 timeout 120 python benchmarks/cnn_vs_torch.py --repetitions 5 --json "$out/cnn-vs-torch-cpu.json" \
   > "$out/cnn-vs-torch-cpu.txt" 2>&1
-echo "cnn_vs_torch (CPU of the device machine): exit $? after $(( $(date +%s) - start )) s"
+echo "cnn_vs_torch (on this machine's CPU): exit $? after $(( $(date +%s) - start )) s"
 tail -n 8 "$out/cnn-vs-torch-cpu.txt"

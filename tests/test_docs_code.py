@@ -88,7 +88,8 @@ def run_block(lang, code, cwd):
     env = {k: v for k, v in os.environ.items() if k != "PENALTYPROP_DATA_DIR"}
     env.update(PYTHONPATH=str(cwd), MPLBACKEND="Agg", COLUMNS="100",
                PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
-    command = [sys.executable, "-c", code] if lang == "python" else ["bash", "-e", "-o", "pipefail", "-c", code]
+    command = ([sys.executable, "-c", code] if lang == "python"
+               else ["bash", "-e", "-o", "pipefail", "-c", code])
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
                           stdin=subprocess.DEVNULL)
     return done.returncode, done.stdout, done.stderr

@@ -35,7 +35,8 @@ FORBIDDEN = [
     ("a commit", r"\bcommit [0-9a-f]{7,40}\b"),
     # a git hash: 7-12 hex digits (short) or 40 (full) with at least one letter and one digit;
     # md5 (32) and sha256 (64) checksums of the data sets are other lengths
-    ("a commit hash", r"(?<![\w./-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)(?:[0-9a-f]{7,12}|[0-9a-f]{40})(?![\w-])"),
+    ("a commit hash", r"(?<![\w./-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)"
+                      r"(?:[0-9a-f]{7,12}|[0-9a-f]{40})(?![\w-])"),
 ]
 PATTERNS = [(what, re.compile(pattern, re.IGNORECASE)) for what, pattern in FORBIDDEN]
 

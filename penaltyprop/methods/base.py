@@ -29,10 +29,10 @@ def setting(default, help):
 class Method:
     """Base class of all methods (subclasses are frozen dataclasses).
 
-    Class attributes
-    ----------------
-    name : str, the registry key (``--method NAME``).
-    kind : ``"oracle"`` or ``"lifted"``.
+    Attributes
+    ----------
+    name : str, the registry key (``--method NAME``); a class attribute.
+    kind : ``"oracle"`` or ``"lifted"``; a class attribute.
     """
 
     name: typing.ClassVar[str] = ""

@@ -87,14 +87,21 @@ class BCD(LiftedMethod):
 
     Parameters
     ----------
-    rho : float > 0, weight of the linear constraints :math:`z_l = \phi(\theta_l, a_{l-1})`.
-    gamma : float > 0, weight of the nonlinear constraints :math:`a_l = \sigma(z_l)`.
-    alpha : float > 0, weight of the proximal terms; the theta-step is ProxProp's prox with
+    rho : float > 0
+        Weight of the linear constraints :math:`z_l = \phi(\theta_l, a_{l-1})` (default 1).
+    gamma : float > 0
+        Weight of the nonlinear constraints :math:`a_l = \sigma(z_l)` (default 1).
+    alpha : float > 0
+        Weight of the proximal terms; the theta-step is ProxProp's prox with
         :math:`\tau_\theta = \rho/\alpha`. Defaults rho = gamma = 1, alpha = 5: the sources'
         MNIST notebooks.
-    loss : ``"cross_entropy"`` (default, the package's loss) or ``"squared"`` (the sources').
-    output_steps : int >= 1, gradient steps of the cross-entropy output block.
-    exact_system : ``"auto"``, ``"primal"`` or ``"batch"``: the system of Eq. 44.
+    loss : {"cross_entropy", "squared"}
+        The output loss: softmax cross-entropy (default, the package's loss) or squared
+        (the sources').
+    output_steps : int >= 1
+        Gradient steps of the cross-entropy output block.
+    exact_system : {"auto", "primal", "batch"}
+        The system of Eq. 44.
 
     Examples
     --------

@@ -23,12 +23,16 @@ class ProxProp(OracleMethod):
 
     Parameters
     ----------
-    tau_theta : float > 0, the prox step size of Eq. 11 (1, the paper's choice from
-        Section 5.2 on; Fig. 2 used 0.05).
-    solver : ``"cg"`` (default), ``"exact"`` or ``"gradient"``.
-    cg_iterations : int >= 1, CG iterations per layer (solver="cg"; default 3).
-    cg_tol, cg_variant, exact_system, cg_space : as :class:`penaltyprop.prox.Prox` (None: the
-        solver's default; an option of another solver is an error).
+    tau_theta : float > 0
+        The prox step size of Eq. 11 (default 1, the paper's choice from Section 5.2 on;
+        Fig. 2 used 0.05).
+    solver : {"cg", "exact", "gradient"}
+        How step (c) is solved: CG (default), exactly (Eq. 44), or by one explicit step.
+    cg_iterations : int >= 1
+        CG iterations per layer (solver="cg"; default 3).
+    cg_tol, cg_variant, exact_system, cg_space
+        As :class:`penaltyprop.prox.Prox` (None: the solver's default; an option of another
+        solver is an error).
 
     Examples
     --------

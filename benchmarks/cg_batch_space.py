@@ -1,8 +1,8 @@
 r"""Textbook CG in batch coordinates: the same iterates as ``prox_cg``, at a fraction of the cost.
 
 The prototype, measured here before it moved into the package (:func:`penaltyprop.cg.cg_rows_batch`,
-``cg_space="batch"``; DESIGN.md decision 4 asks for a matrix-free CG, which stays as
-``cg_space="parameter"``). See docs/performance.md, "CG in batch coordinates".
+``cg_space="batch"``; the paper's matrix-free CG stays as ``cg_space="parameter"``). See
+docs/performance.md.
 
 The mathematics. CG on :math:`D H = -\delta A^\top` with :math:`H = AA^\top + I/\tau_\theta`
 starts from :math:`D_0 = 0`, so :math:`r_0 = -\delta A^\top`, and every later vector lies in

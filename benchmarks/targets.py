@@ -1,6 +1,7 @@
-r"""The targets of issues 7 and 16, checked against a ``penaltyprop bench`` result: [ok] or [FAIL] each.
+r"""The performance targets, checked against a ``penaltyprop bench`` result: [ok] or [FAIL] each.
 
-The package's bench measures and reports; the pass/fail thresholds live here:
+The package's bench measures and reports; the pass/fail thresholds live here. The step-cost
+targets, for a quiet machine:
 
 * BackProp's step at >= 75 % of the GEMM peak (:data:`BACKPROP_PEAK_FRACTION`);
 * the exact ProxProp step <= 1.25x BackProp (:data:`EXACT_RATIO`);
@@ -9,8 +10,14 @@ The package's bench measures and reports; the pass/fail thresholds live here:
 * on the GPU (CuPy results) also: an epoch of 45,000 images in under 0.5 s for BackProp and
   exact ProxProp (:data:`GPU_EPOCH_S`).
 
-Issue 7 sets them for the paper's MLP, batch 500, float32; for other settings they are shown
-for reference only and do not change the exit status.
+The flop-floor targets, on the CPU:
+
+* the exact step <= 1.5x BackProp with one competing process (``bench --load 1``,
+  :data:`EXACT_RATIO_LOADED`);
+* every CG-k step <= 1.25x its own flop floor, quiet (:data:`CG_FLOOR_SLACK`).
+
+They are set for the paper's MLP, batch 500, float32; for other settings they are shown for
+reference only and do not change the exit status.
 
 Usage::
 
@@ -30,16 +37,16 @@ BACKPROP_PEAK_FRACTION = 0.75
 EXACT_RATIO = 1.25
 CG_SLACK = 1.1
 GPU_EPOCH_S = 0.5
-#: issue 16: exact under one competing process, and CG-k against its own flop floor
+#: the flop-floor targets: exact under one competing process, and CG-k against its own flop floor
 EXACT_RATIO_LOADED = 1.5
 CG_FLOOR_SLACK = 1.25
-#: the setting issue 7 sets the targets for
+#: the setting the targets are set for
 PAPER_MLP = [3072, 4000, 1000, 4000, 10]
 PAPER_BATCH, PAPER_DTYPE = 500, "float32"
 
 
 def target_ratio(row):
-    """Issue 7's bound on step / BackProp step for one mode row (None: no target for it)."""
+    """The step-cost bound on step / BackProp step for one mode row (None: no target for it)."""
     if row["solver"] == "exact":
         return EXACT_RATIO
     if row["solver"] == "cg":
@@ -47,8 +54,8 @@ def target_ratio(row):
     return None
 
 
-def issue7_targets(rows, backend):
-    """Issue 7's targets, checked against the mode rows of one run (BackProp first).
+def cost_targets(rows, backend):
+    """The step-cost targets, checked against the mode rows of one run (BackProp first).
 
     Returns
     -------
@@ -78,8 +85,8 @@ def issue7_targets(rows, backend):
     return targets
 
 
-def issue16_targets(result):
-    """Issue 16's targets for one CPU run: exact <= 1.25x BackProp quiet and <= 1.5x under one
+def floor_targets(result):
+    """The flop-floor targets for one CPU run: exact <= 1.25x BackProp quiet and <= 1.5x under one
     competing process (``bench --load 1``); every CG-k <= 1.25x its own flop floor (quiet)."""
     load = result["config"].get("load", 0)
     if result["config"]["backend"] != "numpy" or load > 1:
@@ -101,7 +108,7 @@ def issue16_targets(result):
 
 
 def applies(result):
-    """Is the result's setting the one issue 7 sets the targets for?"""
+    """Is the result's setting the one the targets are set for (the paper MLP, batch 500, float32)?"""
     cfg = result["config"]
     return (cfg["model"] == PAPER_MLP and cfg["batch_size"] == PAPER_BATCH
             and cfg["dtype"] == PAPER_DTYPE)
@@ -116,39 +123,39 @@ def format_targets(result, targets=None):
     """The targets of one result as text, one ``[ok]`` / ``[FAIL]`` line each."""
     cfg = result["config"]
     if targets is None:
-        targets = issue7_targets(result["modes"], cfg["backend"])
+        targets = cost_targets(result["modes"], cfg["backend"])
     paper = applies(result)
     cpu = [t for t in targets if not t.get("gpu")]
     gpu = [t for t in targets if t.get("gpu")]
     load = cfg.get("load", 0)
-    lines = [f"targets (issue 7 sets them for a quiet machine; this run had {load} competing "
+    lines = [f"step-cost targets (set for a quiet machine; this run had {load} competing "
              "process(es), so for reference only):" if load else
-             "targets (issue 7; ratios within this run):"
+             "step-cost targets (ratios within this run):"
              if paper and cfg["backend"] == "numpy" else
-             "targets (issue 7 sets them for the paper MLP, batch 500, float32, on the CPU; "
+             "step-cost targets (set for the paper MLP, batch 500, float32, on the CPU; "
              "shown here for reference only):"]
     lines += [_line(t) for t in cpu]
-    later = issue16_targets(result)
+    later = floor_targets(result)
     if later:
-        lines += ["targets (issue 16" + ("" if paper else "; for reference only") + "):"]
+        lines += ["flop-floor targets" + ("" if paper else " (for reference only)") + ":"]
         lines += [_line(t) for t in later]
     if gpu:
-        lines += ["targets on the GPU (issue 7, for the paper MLP, batch 500, float32):"
-                  if paper else "targets on the GPU (issue 7 sets them for the paper MLP, "
-                  "batch 500, float32; shown here for reference only):"]
+        lines += ["targets on the GPU (for the paper MLP, batch 500, float32):"
+                  if paper else "targets on the GPU (set for the paper MLP, batch 500, "
+                  "float32; shown here for reference only):"]
         lines += [_line(t) for t in gpu]
     return "\n".join(lines)
 
 
 def check(result):
     """``(text, ok)``: the targets as text, and whether every target that applies holds."""
-    targets = issue7_targets(result["modes"], result["config"]["backend"])
+    targets = cost_targets(result["modes"], result["config"]["backend"])
     on_cpu = result["config"]["backend"] == "numpy"
     binding = [t for t in targets if applies(result) and (t.get("gpu") or on_cpu)]
-    if result["config"].get("load", 0):  # issue 7's targets are for a quiet machine
+    if result["config"].get("load", 0):  # the step-cost targets are for a quiet machine
         binding = [t for t in binding if t.get("gpu")]
     if applies(result):
-        binding += issue16_targets(result)
+        binding += floor_targets(result)
     return format_targets(result, targets), all(t["holds"] for t in binding)
 
 

@@ -132,6 +132,22 @@ def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
     -------
     theta_new : list of (W, b) pairs. With rho = gamma = 1/tau,
     ``theta_new = theta - tau * gradient(net, theta, X, y)`` (Proposition 1).
+
+    Examples
+    --------
+    With rho = gamma = 1/tau, one sweep is one gradient step (Proposition 1):
+
+    >>> import numpy as np
+    >>> import penaltyprop as pp
+    >>> net = pp.mlp([4, 3, 2])
+    >>> theta = net.init(seed=0)
+    >>> X = np.random.default_rng(0).random((4, 6))
+    >>> y = np.array([0, 1, 1, 0, 1, 0])
+    >>> theta1 = pp.penalty_backprop(net, theta, X, y, tau=0.1)
+    >>> grad = pp.gradient(net, theta, X, y)
+    >>> all(np.allclose(W1, W - 0.1 * gW) and np.allclose(b1, b - 0.1 * gb)
+    ...     for (W1, b1), (W, b), (gW, gb) in zip(theta1, theta, grad))
+    True
     """
     tau, tau_rho, tau_gamma = algorithm1_steps(tau, rho, gamma)
     check_problem(net, theta, X, y)
@@ -176,6 +192,22 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
     theta_new, or ``(theta_new, infos)`` with ``return_info=True``. For the prox layers
     ``theta_new - theta = -tau M^{-1} grad J`` (Proposition 2, Eq. 13); the last layer
     takes the gradient step of Eq. 12.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import penaltyprop as pp
+    >>> net = pp.mlp([4, 3, 2])
+    >>> theta = net.init(seed=0)
+    >>> X = np.random.default_rng(0).random((4, 6))
+    >>> y = np.array([0, 1, 1, 0, 1, 0])
+    >>> theta1 = pp.proxprop(net, theta, X, y, tau=1.0, tau_theta=0.05, solver="exact")
+    >>> bool(pp.loss(net, theta1, X, y) < pp.loss(net, theta, X, y))   # the loss went down
+    True
+    >>> theta_cg = pp.proxprop(net, theta, X, y, tau=1.0, tau_theta=0.05, solver="cg",
+    ...                        cg_iterations=3)
+    >>> [W.shape for W, b in theta_cg]
+    [(3, 4), (2, 3)]
     """
     tau = check_positive(tau, "tau")
     prox = Prox(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space)
@@ -197,7 +229,7 @@ def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteration
 
     By Proposition 2 it equals :math:`M_l^{-1}\nabla_{\theta_l}J` on the prox layers (exactly
     for ``solver="exact"``, approximately for CG) and :math:`\nabla_{\theta_{L-1}}J` on the last
-    layer, whatever tau is. So it is Algorithm 2's sweep at tau = 1 (DESIGN.md, decision 2),
+    layer, whatever tau is. So it is Algorithm 2's sweep at tau = 1 (Section 5.3),
     whose step (c) returns :math:`M_l^{-1}\nabla_{\theta_l} J` itself
     (:meth:`~penaltyprop.prox.Prox.direction`). An optimizer consumes it like a gradient: plain
     SGD with learning rate tau reproduces :func:`proxprop`.
@@ -210,6 +242,25 @@ def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteration
     Returns
     -------
     list of (dW, db) pairs with the structure of theta; ``(J, d)`` with ``return_loss``.
+
+    Examples
+    --------
+    The direction is a descent direction (Proposition 4), and plain SGD with learning rate
+    tau on it is Algorithm 2:
+
+    >>> import numpy as np
+    >>> import penaltyprop as pp
+    >>> net = pp.mlp([4, 3, 2])
+    >>> theta = net.init(seed=0)
+    >>> X = np.random.default_rng(0).random((4, 6))
+    >>> y = np.array([0, 1, 1, 0, 1, 0])
+    >>> d = pp.proxprop_direction(net, theta, X, y, tau_theta=0.05)
+    >>> grad = pp.gradient(net, theta, X, y)
+    >>> bool(sum(np.vdot(dW, gW) + np.vdot(db, gb) for (dW, db), (gW, gb) in zip(d, grad)) > 0)
+    True
+    >>> theta1 = pp.proxprop(net, theta, X, y, tau=1.0, tau_theta=0.05)
+    >>> all(np.allclose(W - dW, W1) for (W, _), (dW, _), (W1, _) in zip(theta, d, theta1))
+    True
     """
     prox = Prox(tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space)
     if check:

@@ -4,17 +4,17 @@ The authors' public implementation (tfrerix/proxprop), which produced the paper'
 solves the prox system :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top` with a CG that
 differs from textbook CG (:mod:`penaltyprop.cg`) in three ways:
 
-(i) its first search direction is the residual array itself, which is then updated in place,
-    so the second direction is :math:`p_1 = (1+\beta_1)\,r_1` instead of
-    :math:`r_1 + \beta_1 p_0`; later updates are textbook again (the directions are no longer
-    H-conjugate, and every step is :math:`1/(1+\beta_1)` times the exact line search along it);
-(ii) it adds :data:`AUTHORS_CG_EPS` = 1e-6 to the denominators of :math:`\alpha_i` and
-    :math:`\beta_i`; the effect is not scale-invariant, so the caller must pass the unscaled
-    gradient (:class:`penaltyprop.prox.Prox` solves with tau = 1 and scales by tau afterwards,
-    as that code does);
-(iii) after each iteration but the last it stops once
-    :math:`\max_i \|r_i\|^2 < \mathrm{tol}^2 \cdot \mathrm{mean}_i \|r_{0,i}\|^2`, with
-    tol = :data:`AUTHORS_CG_TOL` = 1e-2.
+* (i) its first search direction is the residual array itself, which is then updated in
+  place, so the second direction is :math:`p_1 = (1+\beta_1)\,r_1` instead of
+  :math:`r_1 + \beta_1 p_0`; later updates are textbook again (the directions are no longer
+  H-conjugate, and every step is :math:`1/(1+\beta_1)` times the exact line search along it);
+* (ii) it adds :data:`AUTHORS_CG_EPS` = 1e-6 to the denominators of :math:`\alpha_i` and
+  :math:`\beta_i`; the effect is not scale-invariant, so the caller must pass the unscaled
+  gradient (:class:`penaltyprop.prox.Prox` solves with tau = 1 and scales by tau afterwards,
+  as that code does);
+* (iii) after each iteration but the last it stops once
+  :math:`\max_i \|r_i\|^2 < \mathrm{tol}^2 \cdot \mathrm{mean}_i \|r_{0,i}\|^2`, with
+  tol = :data:`AUTHORS_CG_TOL` = 1e-2.
 
 It still gives a descent direction for every number of iterations (docs/cg_variant.md), and
 it matches that code's outputs to 1e-15 (tests/test_reference_authors.py).
@@ -31,8 +31,9 @@ from .backend import array_module, to_host
 from .cg import apply_H, row_dot, row_inner
 from .transfer import patch_operator
 
-#: the epsilon that code adds to both CG denominators, and the tol of its stopping rule
+#: the epsilon that code adds to both CG denominators
 AUTHORS_CG_EPS = 1e-6
+#: the tol of that code's stopping rule
 AUTHORS_CG_TOL = 1e-2
 
 

@@ -2,7 +2,7 @@ r"""2-D convolution as a linear transfer function, and the CNN of Section 5.3.
 
 A convolution is linear in its parameters :math:`\theta = (W, b)`, with W of shape
 (C_out, C_in, k, k). Written with the *im2col* (patch) matrix :math:`P(a)` it is a
-matrix product (DESIGN.md, decision 5):
+matrix product:
 
 .. math:: \operatorname{rows}(\phi(\theta, a)) = W_{\mathrm{mat}}\,P(a) + b\,\mathbf{1}^\top ,
           \qquad W_{\mathrm{mat}} \in \mathbb{R}^{C_{out}\times m},\;
@@ -69,16 +69,16 @@ class Conv2d(LinearTransfer):
     padding : int, default 0
         Zeros added on each side; the output is (H + 2p - k + 1, W + 2p - k + 1).
 
-    Shapes (batch axis last)
-    ------------------------
-    input a : (C_in, H, W, N); output z : (C_out, H_out, W_out, N);
-    W : (C_out, C_in, k, k); b : (C_out,); P(a) : (C_in k^2, H_out W_out N).
-
     Raises
     ------
     ValueError
         If the kernel is larger than the padded image (naming ``kernel_size``), or an
         argument is not a positive integer (naming it).
+
+    Notes
+    -----
+    Shapes, batch axis last: input a (C_in, H, W, N); output z (C_out, H_out, W_out, N);
+    W (C_out, C_in, k, k); b (C_out,); P(a) (C_in k^2, H_out W_out N).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, in_hw, padding: int = 0):

@@ -30,6 +30,21 @@ def forward(net, theta, X, check=True):
         ``z[L-1]`` holds the class scores :math:`\phi(\theta_{L-1}, a_{L-2})`, shape (C, N).
 
     ``check=False`` skips the input checks (for callers that checked their inputs once).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import penaltyprop as pp
+    >>> net = pp.mlp([4, 3, 2])                       # one hidden layer: L - 1 = 2 linear layers
+    >>> theta = net.init(seed=0)
+    >>> X = np.random.default_rng(0).random((4, 6))   # six samples, one per column
+    >>> a, z = pp.forward(net, theta, X)
+    >>> [a_l.shape for a_l in a]
+    [(4, 6), (3, 6)]
+    >>> z[0] is None, z[1].shape, z[2].shape          # z[2]: the class scores
+    (True, (3, 6), (2, 6))
+    >>> bool(np.array_equal(a[1], np.maximum(z[1], 0)))   # a_1 = sigma(z_1), ReLU
+    True
     """
     if check:
         check_problem(net, theta, X)

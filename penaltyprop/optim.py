@@ -1,6 +1,6 @@
 r"""First-order optimizers that consume any direction with the structure of theta (Section 5.3).
 
-ProxProp is a first-order oracle (DESIGN.md, decision 2): the direction
+ProxProp is a first-order oracle: the direction
 :math:`d = (\theta^k - \theta^{k+1})/\tau` of :func:`penaltyprop.proxprop_direction` is
 :math:`M^{-1}\nabla J` on the prox layers (Proposition 2) and :math:`\nabla J` on the last
 layer, and a descent direction (Propositions 4, 5). An optimizer here does not know which

@@ -7,7 +7,7 @@
 * :func:`table1_figure`: Table 1 drawn as final loss against the step size tau;
 * :func:`spectra_figure`: the eigenvalues of Section 4.1 (conditioning);
 * :func:`residuals_figure`: the lifted methods' objective and constraint residuals per sweep
-  (the family comparison, issue 13).
+  (the family comparison).
 
 Figures are drawn with matplotlib's object-oriented API (``matplotlib.figure.Figure``,
 never pyplot) on an Agg canvas, so saving a PNG needs no display, selects no GUI backend and

@@ -29,8 +29,8 @@ prox update (R = :math:`-\delta`) and the ProxProp direction :math:`M_l^{-1}\nab
 * :func:`prox_exact` with ``system="primal"``: a direct solve with the (m+1) x (m+1) matrix H;
 * :func:`prox_exact` with ``system="batch"``: the push-through identity
   :math:`A^\top(AA^\top + I/\tau_\theta)^{-1} = (A^\top A + I/\tau_\theta)^{-1}A^\top` turns it into a
-  K x K solve, :math:`D = -(\delta\,(A^\top A + I/\tau_\theta)^{-1})A^\top`
-  (DESIGN.md, decision 3); ``system="auto"`` takes the smaller;
+  K x K solve, :math:`D = -(\delta\,(A^\top A + I/\tau_\theta)^{-1})A^\top`;
+  ``system="auto"`` takes the smaller;
 * textbook conjugate gradient (:mod:`penaltyprop.cg`), matrix-free (:func:`prox_cg`) or in
   batch coordinates (:func:`prox_cg_batch`), started at :math:`\Theta^k` (D = 0); the authors'
   CG variant is in :mod:`penaltyprop.authors_cg`;
@@ -299,8 +299,8 @@ class Prox:
 
         Parameters
         ----------
-        phi : the layer's transfer function. a_prev : (*in_shape, N) its input.
-        R : (*out_shape, N) an output-space array (:math:`\pm\delta`). tau : the sweep's tau
+        phi : the layer's transfer function. a_prev : ``(*in_shape, N)`` its input.
+        R : ``(*out_shape, N)`` an output-space array (:math:`\pm\delta`). tau : the sweep's tau
             (only the authors' CG uses it: it solves at tau = 1 and scales afterwards).
         info : optional :class:`ProxInfo`.
 

@@ -103,9 +103,9 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
 
 
 def legacy_config(config):
-    """A checkpoint's config in today's form: checkpoints written before method objects (0.1,
-    milestone 1) name ``algorithm`` and the prox options at the top level; they map one to one
-    to ``method.config()``, so that those runs (e.g. a long experiment) can be resumed."""
+    """A checkpoint's config in today's form: checkpoints written before method objects
+    (development versions of 0.1) name ``algorithm`` and the prox options at the top level;
+    they map one to one to ``method.config()``, so that those runs can be resumed."""
     if "algorithm" not in config or "method" in config:
         return config
     config = dict(config)

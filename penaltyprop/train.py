@@ -4,13 +4,13 @@ The loop asks the method (:mod:`penaltyprop.methods`) for what its kind provides
 
 * an *oracle* method (BackProp, ProxProp): one step on a minibatch (X_b, y_b) asks it for a
   direction, ``J, d = method.direction(net, theta, X_b, y_b)``, and hands d to an optimizer
-  (Section 5.3, DESIGN.md decision 2): ``theta, state = optimizer.update(theta, d, state)``.
+  (Section 5.3): ``theta, state = optimizer.update(theta, d, state)``.
   The optimizer's learning rate is the paper's :math:`\tau`;
 * a *lifted* method (BCD, ADMM): one epoch is one full-batch ``method.sweep``; its
   ``diagnostics`` (objective, residuals) are recorded per sweep; no optimizer.
 
 After every epoch the run records the curves of :mod:`penaltyprop.history`. A non-finite loss
-ends the run as *diverged* (DESIGN.md decision 8; Table 1's "-"), without raising.
+ends the run as *diverged* (Table 1's "-"), without raising.
 
 Reproducibility: the initial parameters come from ``net.init(seed)`` and the minibatch order
 from a host generator seeded with ``(seed, 1)``, so the same seed, data and settings give
@@ -88,8 +88,8 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
         (:func:`penaltyprop.data.batch_last`), cast to ``dtype``.
     optimizer : an optimizer of :mod:`penaltyprop.optim` (its lr is the paper's tau); required
         for an oracle method, None for a lifted one.
-    method : a method of :mod:`penaltyprop.methods`, e.g. ``pp.ProxProp(tau_theta=0.05,
-        solver="exact")``; default ``pp.BackProp()``.
+    method : a method of :mod:`penaltyprop.methods`
+        For example ``pp.ProxProp(tau_theta=0.05, solver="exact")``; default ``pp.BackProp()``.
     batch_size : int, 1 .. number of training samples (oracle methods; the last minibatch of
         an epoch holds the remainder, so all samples are used every epoch).
     epochs : int >= 1, total number of epochs (sweeps for a lifted method), counting those a
@@ -123,6 +123,19 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
         For any bad setting (named), data that do not fit the network, a resume without a
         checkpoint or with different settings, or an ``out_dir`` that already holds a
         checkpoint when ``resume`` is false.
+
+    Examples
+    --------
+    >>> import penaltyprop as pp
+    >>> data = pp.data.load_dataset("digits", subset=300)      # shipped with the package
+    >>> net = pp.mlp([64, 32, 10])
+    >>> result = pp.train.train(net, data, pp.optim.sgd(1.0, momentum=0.95, nesterov=True),
+    ...                         pp.ProxProp(tau_theta=0.05), batch_size=100, epochs=3,
+    ...                         progress=False)
+    >>> result.history["epoch"], result.diverged       # epoch 0: the initial parameters
+    ([0, 1, 2, 3], False)
+    >>> bool(result.history["train_loss"][-1] < result.history["train_loss"][0])
+    True
     """
     method = BackProp() if method is None else method
     config = make_config(net, data, optimizer, method, batch_size=batch_size, epochs=epochs,

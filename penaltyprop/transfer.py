@@ -22,7 +22,7 @@ The module-level :func:`apply_A` and :func:`apply_At` are the same two maps on a
 in rows. The prox solvers (:mod:`penaltyprop.prox`) only see ``W_mat``, ``b``, rows and the
 layer's :class:`PatchOperator` (``phi.prox_operator(a)``), which gives them :math:`AA^\top`,
 :math:`V \mapsto VA` and :math:`R \mapsto RA^\top`, so they serve every transfer function
-unchanged (DESIGN.md, decision 5). The default operator holds P; a layer that can compute those
+unchanged. The default operator holds P; a layer that can compute those
 three pieces faster without P (a convolution, :mod:`penaltyprop.conv`) supplies its own.
 """
 from __future__ import annotations
@@ -137,15 +137,15 @@ class LinearTransfer:
         raise NotImplementedError
 
     def to_rows(self, z):
-        """Reshape an output-shaped array (*out_shape, N) to (n_out, K)."""
+        """Reshape an output-shaped array ``(*out_shape, N)`` to (n_out, K)."""
         raise NotImplementedError
 
     def from_rows(self, Z, N):
-        """Inverse of :meth:`to_rows`: (n_out, K) to (*out_shape, N)."""
+        """Inverse of :meth:`to_rows`: (n_out, K) to ``(*out_shape, N)``."""
         raise NotImplementedError
 
     def adjoint_patches(self, G, N):
-        """Adjoint of :meth:`patches`: an (m, K) array back to the input shape (*in_shape, N)."""
+        """Adjoint of :meth:`patches`: an (m, K) array back to the input shape ``(*in_shape, N)``."""
         raise NotImplementedError
 
     def prox_operator(self, a):
@@ -182,11 +182,11 @@ class LinearTransfer:
         Parameters
         ----------
         theta_l : (W, b) with W of ``weight_shape`` and b of shape (n_out,).
-        a : (*in_shape, N) input activations.
+        a : ``(*in_shape, N)`` input activations.
 
         Returns
         -------
-        z : (*out_shape, N)
+        z : ``(*out_shape, N)``
         """
         W, b = theta_l
         return self.apply_rows(self.weight_matrix(W), b, self.patches(a), a.shape[-1])
@@ -202,8 +202,8 @@ class LinearTransfer:
 
         Parameters
         ----------
-        a : (*in_shape, N) input activations.
-        delta : (*out_shape, N) array in output space.
+        a : ``(*in_shape, N)`` input activations.
+        delta : ``(*out_shape, N)`` array in output space.
 
         Returns
         -------
@@ -218,11 +218,11 @@ class LinearTransfer:
         Parameters
         ----------
         theta_l : (W, b).
-        delta : (*out_shape, N).
+        delta : ``(*out_shape, N)``.
 
         Returns
         -------
-        (*in_shape, N)
+        ``(*in_shape, N)``
         """
         W, _ = theta_l
         N = delta.shape[-1]
@@ -230,7 +230,7 @@ class LinearTransfer:
 
     # ---------------------------------------------------------------- checks
     def check_input(self, a, name="a"):
-        """Raise ValueError unless ``a`` has shape (*in_shape, N) with N >= 1."""
+        """Raise ValueError unless ``a`` has shape ``(*in_shape, N)`` with N >= 1."""
         if a.ndim != len(self.in_shape) + 1 or tuple(a.shape[:-1]) != tuple(self.in_shape):
             raise ValueError(
                 f"{name} must have shape {(*self.in_shape, 'N')} (one sample per column, batch "

@@ -2,7 +2,7 @@
 
 ``python -m penaltyprop bench`` times one training step of BackProp, exact ProxProp and
 CG-k against the machine's own GEMMs; ``benchmarks/targets.py`` checks a result against the
-targets of issue 7. These tests run the bench on a tiny network so that CI notices when it
+performance targets. These tests run the bench on a tiny network so that CI notices when it
 breaks, check that the JSON holds every field the docs describe, check the targets on the
 tiny run and on a synthetic result, and check the analytic flop counts against a count
 written out by hand for one small network. Timings themselves are not asserted: the machine
@@ -53,7 +53,7 @@ def test_bench_command_writes_every_field(tmp_path, capsys):
     result = json.loads(out.read_text())
     text, _ = targets.check(result)
     assert "targets" in text
-    assert "shown here for reference only" in text  # issue 7's targets are for the paper MLP
+    assert "shown here for reference only" in text  # the targets are set for the paper MLP
     assert set(result) == {"machine", "config", "peak", "modes", "breakdown",
                            "maxrss_bytes", "wall_s"}
     assert result["config"]["layer_shapes"] == [[16, 20, 8], [10, 16, 8]]  # (n_out, m, K)
@@ -71,7 +71,7 @@ def test_bench_command_writes_every_field(tmp_path, capsys):
         *(pp.ProxProp(tau_theta=0.05, solver="cg", cg_iterations=k).config()
           for k in (1, 3, 5, 10))]
     assert result["modes"][0]["ratio_to_backprop"] == 1.0
-    checked = targets.issue7_targets(result["modes"], result["config"]["backend"])
+    checked = targets.cost_targets(result["modes"], result["config"]["backend"])
     assert [t["bound"] for t in checked] == pytest.approx(
         [0.75, 1.25] + [1.1 * (3 + 2 * k) / 3 for k in (1, 3, 5, 10)])
     assert all(isinstance(t["holds"], bool) for t in checked)
@@ -149,18 +149,18 @@ def test_gpu_epoch_targets_are_checked_and_reported(tmp_path):
     result = json.loads(out.read_text())
     rows = result["modes"]
     rows[0]["epoch_s"], rows[1]["epoch_s"] = 0.3, 0.7  # BackProp in time, exact not
-    checked = targets.issue7_targets(rows, "cupy")
+    checked = targets.cost_targets(rows, "cupy")
     gpu = [t for t in checked if t.get("gpu")]
     assert [(t["bound"], t["holds"]) for t in gpu] == [(0.5, True), (0.5, False)]
-    assert targets.issue7_targets(rows, "numpy") == [t for t in checked if not t.get("gpu")]
+    assert targets.cost_targets(rows, "numpy") == [t for t in checked if not t.get("gpu")]
     result["config"].update(backend="cupy", model=list(bench.PAPER_MLP), batch_size=500)
     report = targets.format_targets(result, checked)
-    assert "targets on the GPU (issue 7, for the paper MLP, batch 500, float32):" in report
+    assert "targets on the GPU (for the paper MLP, batch 500, float32):" in report
     assert "[ok] BackProp epoch of 45,000 images < 0.5 s on the GPU: 0.30" in report
     assert "[FAIL] exact epoch of 45,000 images < 0.5 s on the GPU: 0.70" in report
 
 
-def test_targets_of_issue_7():
+def test_step_cost_targets():
     assert targets.target_ratio({"solver": "exact", "cg_iterations": 0}) == 1.25
     assert targets.target_ratio({"solver": "cg", "cg_iterations": 3}) == pytest.approx(1.1 * 3)
     assert targets.target_ratio({"solver": "backprop", "cg_iterations": 0}) is None
@@ -187,7 +187,7 @@ def test_targets_script_prints_ok_and_fail_and_sets_the_exit_status(tmp_path, ca
     bad.write_text(json.dumps(_synthetic_result(0.7, 1.3, 3.2)))
     assert targets.main([str(good)]) == 0
     out = capsys.readouterr().out
-    assert "targets (issue 7; ratios within this run):" in out
+    assert "step-cost targets (ratios within this run):" in out
     assert "[ok] BackProp step at >= 75% of the GEMM peak: 0.80" in out
     assert "[ok] exact step <= 1.25x BackProp: 1.20, flop floor 1.10" in out
     assert "[ok] CG-3 step <= 1.1 x (3 + 2*3)/3 = 3.30x BackProp: 3.20" in out

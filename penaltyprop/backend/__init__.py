@@ -15,7 +15,7 @@ The rest of the backend lives in submodules, one job each, imported from there:
   (``solve_spd``, ``cholesky``, ``solve_triangular``, ``cho_solve``, ``eigvalsh``);
 * :mod:`penaltyprop.backend.instruments`: timers (``synchronize``), ``peak_memory``,
   ``blas_info``;
-* ``penaltyprop.backend._openblas``: the private :mod:`ctypes` binding to the OpenBLAS
+* ``penaltyprop.backend._openblas``: the private ``ctypes`` binding to the OpenBLAS
   inside NumPy's wheel, which ``linalg`` runs on.
 """
 from __future__ import annotations

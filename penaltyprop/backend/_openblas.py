@@ -1,4 +1,4 @@
-r"""A private :mod:`ctypes` binding to the OpenBLAS inside NumPy's wheel.
+r"""A private ``ctypes`` binding to the OpenBLAS inside NumPy's wheel.
 
 NumPy's public API has no triangular solve, and SciPy's LAPACK runs on a second OpenBLAS
 whose threads fight NumPy's (see :func:`penaltyprop.backend.linalg.solve_spd`). This
@@ -19,7 +19,7 @@ _NO_TRANS, _TRANS, _LOWER, _NON_UNIT, _LEFT, _RIGHT = 111, 112, 122, 131, 141, 1
 
 
 class NumpyLapack:
-    r"""Cholesky solves on the OpenBLAS bundled in NumPy's wheel, called through :mod:`ctypes`.
+    r"""Cholesky solves on the OpenBLAS bundled in NumPy's wheel, called through ``ctypes``.
 
     NumPy's public API has no triangular solve and computes ``numpy.linalg`` in float64;
     SciPy's LAPACK runs on a second OpenBLAS whose threads fight NumPy's (see

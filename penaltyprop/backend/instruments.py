@@ -23,7 +23,7 @@ def synchronize(xp) -> None:
 def peak_memory(xp, fn):
     """Run ``fn()`` and return ``(result, bytes)``: the most memory it held at once.
 
-    NumPy: the peak of the memory traced by :mod:`tracemalloc` (NumPy reports its array
+    NumPy: the peak of the memory traced by ``tracemalloc`` (NumPy reports its array
     buffers there) above what was held before the call. CuPy: the growth of the default
     memory pool, emptied first, whose size after the call is its high-water mark (it
     keeps freed blocks for reuse). Tracing slows Python down: never time under it.

@@ -94,9 +94,9 @@ def solve_spd(A, B, overwrite_b=False):
       keeps its worker threads spinning for a while after a call. Alternating the two
       libraries left, on two cores, one core to the idle library's spinning thread: a
       multi-threaded SciPy solve between NumPy's products made the exact step cost 2-3x
-      the sum of its pieces (DESIGN.md decision 3). So the solve runs on the OpenBLAS
+      the sum of its pieces. So the solve runs on the OpenBLAS
       inside NumPy's wheel (LAPACK's ``potrf`` and BLAS's ``trsm``, called through
-      :mod:`ctypes`, see :class:`NumpyLapack`), multi-threaded in the same pool as the
+      ``ctypes``, see :class:`NumpyLapack`), multi-threaded in the same pool as the
       products. Where NumPy has no such library (another BLAS, another platform) SciPy
       solves on the calling thread only (:func:`scipy_blas_single_threaded`), which
       keeps its pool quiet but runs the triangular solves on one core.

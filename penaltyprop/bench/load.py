@@ -1,7 +1,7 @@
 r"""Competing load for a benchmark: K processes that multiply matrices while the timings run.
 
 Users' machines and classroom servers are rarely idle, and a step's threading can behave well
-on idle cores and badly when it shares them (issue 16: OpenBLAS's barriers wait for descheduled
+on idle cores and badly when it shares them (OpenBLAS's barriers wait for descheduled
 threads). ``bench --load K`` times every mode while K other processes each run a single-threaded
 float32 GEMM loop, so that "ratio under load" is a measurement anyone can repeat.
 """

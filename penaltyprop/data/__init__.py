@@ -20,6 +20,7 @@ from .cifar10 import load_cifar10
 from .digits import load_digits
 from .mnist import load_mnist
 
+#: the names :func:`load_dataset` accepts
 DATASETS = ("digits", "cifar10", "mnist")
 
 __all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "Dataset", "batch_last", "cache_dir",

@@ -50,7 +50,7 @@ def load_cifar10(data_dir=None, subset=None, dtype="float32", download=True):
         :func:`penaltyprop.data.cache_dir` (``$PENALTYPROP_DATA_DIR`` if set).
     subset : int, optional
         Keep the first ``subset`` training images, and proportionally fewer validation and
-        test images (see :func:`penaltyprop.data.base.split_scale_subset`).
+        test images (``split_scale_subset`` in ``penaltyprop/data/base.py``).
     dtype : str, a floating type
     download : bool
         Download and extract the official archive (170 MB, sha256-checked) when no folder

@@ -58,7 +58,8 @@ def load_mnist(data_dir=None, subset=None, dtype="float32", download=True):
         test images.
     dtype : str, a floating type
     download : bool
-        Download missing files (md5-checked) from :data:`MIRRORS`, tried in order.
+        Download missing files (md5-checked) from the mirrors in
+        ``penaltyprop/data/mnist.py``, tried in order.
 
     Returns
     -------

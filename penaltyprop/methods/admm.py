@@ -39,8 +39,8 @@ The paper has no biases; here :math:`\phi(\theta_l, a) = W_l a + b_l\mathbf 1^\t
   a_{K-1})\|^2 = \operatorname{prox}(\phi - \lambda/\beta)`. The paper's binary hinge loss has a
   closed form here; softmax cross-entropy (the default, the package's multi-class loss) has none:
   ``output_steps`` gradient steps from the current :math:`z_K`. ``loss="squared"`` is closed form;
-* :math:`\lambda \leftarrow \lambda + \beta\,(z_K - \phi(\theta_K, a_{K-1}))`: accumulated (the public
-  port's issue #1 assigned :math:`\beta r` instead of adding it), and only after the first
+* :math:`\lambda \leftarrow \lambda + \beta\,(z_K - \phi(\theta_K, a_{K-1}))`: accumulated (a bug reported
+  against the public port assigned :math:`\beta r` instead of adding it), and only after the first
   ``warm_start_sweeps`` sweeps, during which :math:`\lambda = 0` and every step is an exact block
   minimiser (or a descent step) of :math:`\mathcal{L}_\beta = F`, which therefore never increases.
 
@@ -151,7 +151,7 @@ class ADMM(LiftedMethod):
             float(array_module(X).finfo(X.dtype).eps) ** 0.5
 
     def steps(self, net, theta, state, X, y):
-        """The sweep as a generator over its block updates (:func:`admm_steps`)."""
+        """The sweep as a generator over its block updates (``admm_steps`` in this module)."""
         lifted.check_state(state, X)
         return admm_steps(net, theta, state, y, self.beta, self.gamma, self._ridge(X), self.loss,
                           self.output_steps, state.sweeps >= self.warm_start_sweeps)

@@ -26,5 +26,5 @@ class BackProp(OracleMethod):
         return "BackProp"
 
     def direction(self, net, theta, X, y, check=True):
-        r"""``(J, grad J)``: :func:`penaltyprop.forward.loss_and_gradient`."""
+        r"""``(J, grad J)``: classical backprop (``loss_and_gradient`` in ``penaltyprop/forward.py``)."""
         return loss_and_gradient(net, theta, X, y, check=check)

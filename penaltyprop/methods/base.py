@@ -1,7 +1,7 @@
 r"""What every training method is: settings held once, and one of two ways to train.
 
 A method is a small frozen dataclass (its fields are its settings, each default written once,
-each checked in ``__post_init__``) of one of two kinds (DESIGN.md, "Methods"):
+each checked in ``__post_init__``) of one of two kinds:
 
 * an **oracle** method turns a minibatch into a direction that any optimizer consumes like a
   gradient: ``J, d = method.direction(net, theta, X, y)``;
@@ -29,10 +29,10 @@ def setting(default, help):
 class Method:
     """Base class of all methods (subclasses are frozen dataclasses).
 
-    Class attributes
-    ----------------
-    name : str, the registry key (``--method NAME``).
-    kind : ``"oracle"`` or ``"lifted"``.
+    Attributes
+    ----------
+    name : str, the registry key (``--method NAME``); a class attribute.
+    kind : ``"oracle"`` or ``"lifted"``; a class attribute.
     """
 
     name: typing.ClassVar[str] = ""

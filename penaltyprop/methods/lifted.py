@@ -1,6 +1,6 @@
 r"""What the lifted methods (BCD, ADMM) share: their state, objective, residuals and block solvers.
 
-Notation (DESIGN.md; the family brief): K = L-1 linear layers, ``theta[l-1]`` = :math:`\theta_l`,
+Notation: K = L-1 linear layers, ``theta[l-1]`` = :math:`\theta_l`,
 :math:`a_0 = X` (n_0, N), :math:`z_l` (n_l, N) for l = 1..K, :math:`a_l` for l = 1..K-1. Unlike
 ProxProp's E (Eq. 3), the lifted methods also make the class scores :math:`z_K` a variable,
 so that every block, the last layer's included, has a closed-form (or nearly closed-form) step.

@@ -23,12 +23,34 @@ class ProxProp(OracleMethod):
 
     Parameters
     ----------
-    tau_theta : float > 0, the prox step size of Eq. 11 (1, the paper's choice from
-        Section 5.2 on; Fig. 2 used 0.05).
-    solver : ``"cg"`` (default), ``"exact"`` or ``"gradient"``.
-    cg_iterations : int >= 1, CG iterations per layer (solver="cg"; default 3).
-    cg_tol, cg_variant, exact_system, cg_space : as :class:`penaltyprop.prox.Prox` (None: the
-        solver's default; an option of another solver is an error).
+    tau_theta : float > 0
+        The prox step size of Eq. 11 (default 1, the paper's choice from Section 5.2 on;
+        Fig. 2 used 0.05).
+    solver : {"cg", "exact", "gradient"}
+        How step (c) is solved: CG (default), exactly (Eq. 44), or by one explicit step.
+    cg_iterations : int >= 1
+        CG iterations per layer (solver="cg"; default 3).
+    cg_tol, cg_variant, exact_system, cg_space
+        As :class:`penaltyprop.prox.Prox` (None: the solver's default; an option of another
+        solver is an error).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import penaltyprop as pp
+    >>> method = pp.ProxProp(tau_theta=0.05, solver="cg", cg_iterations=3)
+    >>> method.label
+    'ProxProp (cg3)'
+    >>> net = pp.mlp([4, 3, 2])
+    >>> X = np.random.default_rng(0).random((4, 6))
+    >>> y = np.array([0, 1, 1, 0, 1, 0])
+    >>> J, d = method.direction(net, net.init(seed=0), X, y)   # the loss and the direction
+    >>> round(float(J), 4), [W.shape for W, b in d]
+    (0.7257, [(3, 4), (2, 3)])
+    >>> pp.ProxProp(tau_theta=-1)
+    Traceback (most recent call last):
+        ...
+    ValueError: tau_theta must be a finite number > 0, got -1
     """
 
     name = "proxprop"

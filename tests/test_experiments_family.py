@@ -19,9 +19,6 @@ from penaltyprop.experiments.family import family_methods, family_runs
 from penaltyprop.experiments.settings import FAMILY_SETTINGS
 from penaltyprop.methods import METHODS
 
-KINDS = {run.method.key: run.method.kind for run in family_runs()}
-KEYS = set(KINDS)
-
 
 def _quiet(line):
     pass
@@ -29,19 +26,20 @@ def _quiet(line):
 
 def test_every_method_trains_on_every_tiny_data_set(backend, tmp_path):
     """One store per data set holding every method, their table and figures."""
+    kinds = {run.method.key: run.method.kind for run in family_runs()}
     result = run_experiment("family", "tiny", out=tmp_path, backend=backend, log=_quiet)
     tiny = FAMILY_SETTINGS["tiny"]
     assert set(result["datasets"]) == {"synthetic", "digits"}
     for name in ("synthetic", "digits"):
         stored = json.loads((tmp_path / name / "results.json").read_text())
-        assert set(stored["runs"]) == KEYS
+        assert set(stored["runs"]) == set(kinds)
         for key, record in stored["runs"].items():
             h = record["history"]
             assert h["diverged"] or len(h["epoch"]) == tiny.epochs + 1
-            lifted = KINDS[key] == "lifted"
+            lifted = kinds[key] == "lifted"
             assert len(h["diagnostics"]) == (tiny.epochs + 1 if lifted else 0)
         table = (tmp_path / name / f"family-{name}.md").read_text()
-        assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(KEYS)
+        assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(kinds)
         for png in (f"family-{name}.png", f"family-{name}-residuals.png"):
             assert (tmp_path / name / png).stat().st_size > 1000
         rows = {r["key"]: r for r in stored["summary"]}

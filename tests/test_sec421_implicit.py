@@ -52,18 +52,18 @@ def test_the_z_step_is_the_entrywise_global_minimiser_of_E_plus_its_prox_term(ta
         a_l, m = to_host(before.a[l]), W @ to_host(before.a[l - 1]) + b[:, None]
         z0, z_new = to_host(before.z[l]), to_host(after.z[l])
 
-        def phi(t, i, j):
-            return ((max(t, 0) - a_l[i, j]) ** 2 + (m[i, j] - t) ** 2
-                    + (t - z0[i, j]) ** 2) / (2 * tau)
+        def phi(t, a, m, z0):
+            return ((max(t, 0) - a) ** 2 + (m - t) ** 2 + (t - z0) ** 2) / (2 * tau)
 
         for (i, j), t in np.ndenumerate(z_new):
-            r = 10 * (1 + abs(z0[i, j]) + abs(a_l[i, j]) + abs(m[i, j]))  # holds the minimum
-            best = min(minimize_scalar(phi, bounds=bounds, args=(i, j), method="bounded",
+            args = (a_l[i, j], m[i, j], z0[i, j])
+            r = 10 * (1 + sum(abs(v) for v in args))  # holds the minimum
+            best = min(minimize_scalar(phi, bounds=bounds, args=args, method="bounded",
                                        options={"xatol": 1e-12}).fun
                        for bounds in ((-r, 0.0), (0.0, r)))
             # scipy's bounded search stops within xatol of a quadratic's minimiser: its value
             # exceeds the minimum by O(xatol^2); ours may not exceed scipy's beyond rounding
-            assert phi(t, i, j) <= best + ROUNDING * (1 + best)
+            assert phi(t, *args) <= best + ROUNDING * (1 + best)
 
 
 @pytest.mark.parametrize("tau", [0.01, 1.0, 100.0])

@@ -25,8 +25,8 @@ from .base import (
     unregister,
 )
 
-for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_module}")
+#: the modules of this package, in the order they are imported
+MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__))
 
 
 def package_methods() -> dict:
@@ -35,6 +35,19 @@ def package_methods() -> dict:
             if cls.__module__.startswith(__name__ + ".")}
 
 
+def __getattr__(name):
+    """A method class asked for while the modules are being imported (``from
+    penaltyprop.methods import BackProp`` in a method file): import the others first."""
+    for module in MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    classes = package_methods()
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+for _module in MODULES:
+    importlib.import_module(f"{__name__}.{_module}")
 globals().update(package_methods())
 
 

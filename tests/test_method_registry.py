@@ -38,42 +38,22 @@ from penaltyprop.methods import (
 from penaltyprop.methods.base import COMMAND_FLAGS
 from tests.helpers import random_problem
 
-#: a complete method file, as a contributor writes one (docs/architecture.md has the same)
-SIGNGRAD = '''
-    """Scaled sign of the gradient: d_l = mean(|g_l|) sign(g_l), g = grad J, layer by layer."""
-    from __future__ import annotations
-
-    from dataclasses import dataclass
-
-    from penaltyprop.backend import array_module
-    from penaltyprop.methods import BackProp, OracleMethod, setting
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
-    @dataclass(frozen=True)
-    class SignGradient(OracleMethod):
-        """The sign of the gradient, scaled per layer by the mean absolute gradient."""
+def _recipe_blocks():
+    """The python blocks of docs/architecture.md's "Adding a method": (method file, its tests)."""
+    text = ARCHITECTURE.read_text()
+    recipe = text[text.index("### Adding a method"):]
+    recipe = recipe[:recipe.index("\n### ", 1)]
+    blocks = re.findall(r"```python\n(.*?)```", recipe, re.S)
+    method = next(b for b in blocks if "class SignGradient" in b)
+    tests = next(b for b in blocks if "def test_" in b)
+    return method, tests
 
-        name = "signgrad"
-        default_tau = 0.05  # the learning rate with Nesterov momentum, BackProp's
-        scaled: bool = setting(True, "scale each layer's signs by its mean |gradient|")
 
-        def __post_init__(self):
-            if not isinstance(self.scaled, bool):
-                raise ValueError(f"scaled must be True or False, got {self.scaled!r}")
-
-        def direction(self, net, theta, X, y, check=True):
-            J, grad = BackProp().direction(net, theta, X, y, check=check)
-            d = []
-            for gW, gb in grad:
-                xp = array_module(gW)
-                scale = (xp.abs(gW).sum() + xp.abs(gb).sum()) / (gW.size + gb.size)
-                scale = scale if self.scaled else 1.0
-                d.append((scale * xp.sign(gW), scale * xp.sign(gb)))
-            return J, d
-
-        def extra_flops(self, shapes):
-            return 0  # signs, sums and scaling are elementwise
-'''
+#: the method file of the recipe, as a contributor writes it
+SIGNGRAD, SIGNGRAD_TESTS = _recipe_blocks()
 
 
 @pytest.fixture
@@ -91,7 +71,7 @@ def user_module(tmp_path, registry):
     loaded = []
 
     def load(source, name="user_methods"):
-        path = tmp_path / f"{name}.py"
+        path = tmp_path / f"{name.rpartition('.')[2]}.py"
         path.write_text(textwrap.dedent(source))
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -118,22 +98,16 @@ def _help_flags(text):
 
 
 # --------------------------------------------------------------------------- a user's method
-def test_a_user_method_trains_through_the_api_and_gives_a_descent_direction(user_module, backend):
-    module = user_module(SIGNGRAD)
+def test_the_recipes_method_passes_the_recipes_tests(user_module):
+    """docs/architecture.md's example, loaded as penaltyprop.methods.signgrad, and its tests."""
+    module = user_module(SIGNGRAD, name="penaltyprop.methods.signgrad")
     assert METHODS["signgrad"] is module.SignGradient
-    net, theta, X, y = random_problem([5, 7, 3], 9, backend=backend)
-    g = pp.gradient(net, theta, X, y)
-    _, d = module.SignGradient().direction(net, theta, X, y)
-    for (dW, db), (gW, gb) in zip(d, g):
-        # sum(d * g) = mean|g| * ||g||_1 > 0; and ||d_l||_1 = ||g_l||_1: exact up to rounding
-        assert float((dW * gW).sum() + (db * gb).sum()) > 0
-        l1 = float(abs(gW).sum() + abs(gb).sum())
-        assert float(abs(dW).sum() + abs(db).sum()) == pytest.approx(l1, rel=1e-12)
-    data = pp.data.load_dataset("digits", subset=200)
-    result = pp.train.train(pp.mlp([64, 16, 10]), data, pp.optim.sgd(0.05, momentum=0.9),
-                            module.SignGradient(), batch_size=50, epochs=2)
-    h = result.history
-    assert not h["diverged"] and h["train_loss"][-1] < h["train_loss"][0]
+    namespace = {}
+    exec(compile(SIGNGRAD_TESTS, "test_family_signgrad.py", "exec"), namespace)
+    tests = [fn for name, fn in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 4
+    for test in tests:
+        test()
     assert method_from_config(module.SignGradient(scaled=False).config()) == \
         module.SignGradient(scaled=False)
 
@@ -359,16 +333,16 @@ def test_the_package_names_every_method_class():
 
 # --------------------------------------------------------------------------- one file
 def test_a_method_file_dropped_into_a_copy_of_the_package_is_all_it_takes(tmp_path):
-    """Copy the package, add penaltyprop/methods/signgrad.py (relative imports, as inside the
-    package), and run the commands from the copy: nothing else is edited."""
+    """Copy the package, add the recipe's penaltyprop/methods/signgrad.py and its tests, and run
+    them and the commands from the copy: nothing else is edited."""
     package = Path(pp.__file__).parent
     root = tmp_path / "copy"
     shutil.copytree(package, root / "penaltyprop",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    source = textwrap.dedent(SIGNGRAD).replace("from penaltyprop.backend", "from ..backend") \
-        .replace("from penaltyprop.methods import BackProp, OracleMethod, setting",
-                 "from .backprop import BackProp\nfrom .base import OracleMethod, setting")
-    (root / "penaltyprop" / "methods" / "signgrad.py").write_text(source)
+    (root / "penaltyprop" / "methods" / "signgrad.py").write_text(SIGNGRAD)
+    (root / "tests").mkdir()
+    shutil.copy(Path(__file__).parent / "helpers.py", root / "tests" / "helpers.py")
+    (root / "tests" / "test_family_signgrad.py").write_text(SIGNGRAD_TESTS)
 
     def run(*argv):
         proc = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True,
@@ -376,6 +350,8 @@ def test_a_method_file_dropped_into_a_copy_of_the_package_is_all_it_takes(tmp_pa
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    assert "4 passed" in run("-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "tests/test_family_signgrad.py")
     out = run("-c", "import penaltyprop as pp; print(pp.SignGradient.__module__, "
                     "pp.METHODS['signgrad'] is pp.SignGradient)")
     assert out.split() == ["penaltyprop.methods.signgrad", "True"]
@@ -390,3 +366,40 @@ def test_a_method_file_dropped_into_a_copy_of_the_package_is_all_it_takes(tmp_pa
     run("-m", "penaltyprop", "experiment", "family", "--scale", "tiny", "--out", "fam")
     stored = json.loads((root / "fam" / "digits" / "results.json").read_text())
     assert stored["runs"]["signgrad"]["method"] == "SignGradient"
+
+
+# --------------------------------------------------------------------------- the docs
+def test_the_docs_method_table_is_the_registrys():
+    from penaltyprop.methods.table import generated, render_methods_table
+
+    assert generated(ARCHITECTURE.read_text()) == render_methods_table(), (
+        "docs/architecture.md's method table is out of date: run python -c \"from "
+        "penaltyprop.methods.table import update; update('docs/architecture.md')\"")
+
+
+def test_the_table_renders_a_new_method_and_the_markers_are_found(registry):
+    from penaltyprop.methods.table import generated, render_methods_table, replace_generated
+
+    @dataclasses.dataclass(frozen=True)
+    class Fresh(OracleMethod):
+        """A method the table does not know yet."""
+
+        name = "fresh"
+        default_tau = 0.1
+
+        def direction(self, net, theta, X, y, check=True):
+            return pp.BackProp().direction(net, theta, X, y, check=check)
+
+    table = render_methods_table([Fresh])
+    assert "| `fresh` | `Fresh` | oracle |" in table and "| no floor | no |" in table
+    text = "a\n<!-- generated: methods -->\nold\n<!-- end generated -->\nb\n"
+    assert generated(replace_generated(text, table)) == table
+    with pytest.raises(ValueError, match="generated: methods"):
+        replace_generated("no markers", table)
+
+
+def test_the_architecture_page_speaks_to_users():
+    text = ARCHITECTURE.read_text()
+    for word in ("issue", "DESIGN.md", "milestone", "../shared", "/work/",
+                 "proximal-backpropagation.md"):
+        assert word.lower() not in text.lower(), word

@@ -38,6 +38,8 @@ def package_methods() -> dict:
 def __getattr__(name):
     """A method class asked for while the modules are being imported (``from
     penaltyprop.methods import BackProp`` in a method file): import the others first."""
+    if name in MODULES or name.startswith("__"):  # a submodule being imported, a dunder
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     for module in MODULES:
         importlib.import_module(f"{__name__}.{module}")
     classes = package_methods()
@@ -48,7 +50,7 @@ def __getattr__(name):
 
 for _module in MODULES:
     importlib.import_module(f"{__name__}.{_module}")
-globals().update(package_methods())
+    globals().update(package_methods())  # for the modules after it
 
 
 def make_method(name, **settings):

@@ -17,7 +17,7 @@ falls on all of them alike:
   solve, one CG operator application, the CG's vector updates, the update) timed separately
   with the same shapes, and how they add up to each mode.
 
-The bench measures and reports; it sets no targets. The targets of issue 7 (BackProp at
+The bench measures and reports; it sets no targets. The package's performance targets (BackProp at
 >= 75 % of the peak, exact <= 1.25x BackProp, CG-k <= 1.1 (3 + 2k)/3 x BackProp, a GPU epoch
 under 0.5 s) are checked against a result by ``benchmarks/targets.py``.
 

@@ -25,7 +25,7 @@ def add(subparsers):
                     "exact ProxProp and CG-k against the machine's own GEMM throughput for "
                     "the same layer shapes; print a table, optionally write JSON. Defaults: "
                     "the paper's MLP, batch 500, float32. benchmarks/targets.py checks a "
-                    "result against the targets of issue 7. With --method NAME and that "
+                    "result against the package's performance targets. With --method NAME and that "
                     "method's setting flags, time that method instead (a lifted method: one "
                     "full-batch sweep over the batch) against BackProp and its own flop "
                     "floor. See docs/performance.md and docs/family.md.")

@@ -17,13 +17,13 @@ from .base import (
     FamilyRun,
     LiftedMethod,
     Method,
-    Networks,
     OracleMethod,
     method_settings,
     register,
     setting,
     unregister,
 )
+from .networks import ANY_NETWORK, RELU_MLP, Networks
 
 #: the modules of this package, in the order they are imported
 MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__))
@@ -72,6 +72,6 @@ def method_from_config(config):
     return make_method(config.pop("method", None), **config)
 
 
-__all__ = ["FamilyRun", "LiftedMethod", "METHODS", "Method", "Networks", "OracleMethod",
-           "make_method", "method_from_config", "method_settings", "package_methods",
-           "register", "setting", "unregister", *package_methods()]
+__all__ = ["ANY_NETWORK", "RELU_MLP", "FamilyRun", "LiftedMethod", "METHODS", "Method",
+           "Networks", "OracleMethod", "make_method", "method_from_config", "method_settings",
+           "package_methods", "register", "setting", "unregister", *package_methods()]

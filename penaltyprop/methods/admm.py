@@ -55,7 +55,8 @@ from ..checks import check_choice, check_int, check_positive
 from ..prox import prox_exact
 from ..transfer import apply_A
 from . import costs, lifted
-from .base import RELU_MLP, LiftedMethod, setting
+from .base import LiftedMethod, setting
+from .networks import RELU_MLP
 
 
 def least_squares_step(theta_l, a_prev, z_l, ridge):

@@ -43,7 +43,8 @@ from ..checks import check_choice, check_int, check_positive
 from ..prox import choose_system, prox_exact
 from ..transfer import apply_A
 from . import costs, lifted
-from .base import RELU_MLP, LiftedMethod, setting
+from .base import LiftedMethod, setting
+from .networks import RELU_MLP
 
 
 def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact_system="auto"):

@@ -43,8 +43,9 @@ from ..forward import forward
 from ..losses import cross_entropy_and_grad
 from ..prox import Prox
 from . import costs
-from .base import RELU_MLP, FamilyRun, setting
+from .base import FamilyRun, setting
 from .lifted import a_step, relu_prox
+from .networks import RELU_MLP
 from .proxprop import ProxProp
 
 

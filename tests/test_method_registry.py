@@ -344,26 +344,35 @@ def test_a_method_file_dropped_into_a_copy_of_the_package_is_all_it_takes(tmp_pa
     shutil.copy(Path(__file__).parent / "helpers.py", root / "tests" / "helpers.py")
     (root / "tests" / "test_family_signgrad.py").write_text(SIGNGRAD_TESTS)
 
-    def run(*argv):
-        proc = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True,
-                              timeout=300, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+    script = textwrap.dedent("""
+        import re, sys
+        import pytest
+        import penaltyprop as pp
+        from penaltyprop import cli
 
-    assert "4 passed" in run("-m", "pytest", "-q", "-p", "no:cacheprovider",
-                              "tests/test_family_signgrad.py")
-    out = run("-c", "import penaltyprop as pp; print(pp.SignGradient.__module__, "
-                    "pp.METHODS['signgrad'] is pp.SignGradient)")
-    assert out.split() == ["penaltyprop.methods.signgrad", "True"]
-    out = run("-m", "penaltyprop", "train", "--method", "signgrad", "--help")
+        assert pp.METHODS["signgrad"] is pp.SignGradient
+        assert pp.SignGradient.__module__ == "penaltyprop.methods.signgrad"
+        assert pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_family_signgrad.py"]) == 0
+        for argv in (["train", "--method", "signgrad", "--help"],
+                     ["train", "--method", "signgrad", "--subset", "100", "--epochs", "1",
+                      "--no-progress"],
+                     ["bench", "--method", "signgrad", "--model", "64-16-10", "--batch-size",
+                      "20", "--repetitions", "1", "--no-breakdown"],
+                     ["experiment", "family", "--scale", "tiny", "--out", "fam"]):
+            print("$", *argv, flush=True)
+            assert cli.main(argv) == 0, argv
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                          text=True, timeout=600,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin",
+                               "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = " ".join(proc.stdout.split())
+    assert "4 passed" in out
     assert "settings of --method signgrad" in out and "(default True)" in out
-    out = run("-m", "penaltyprop", "train", "--method", "signgrad", "--subset", "100",
-              "--epochs", "1", "--no-progress")
     assert "SignGradient: scaled=True" in out and "final:" in out
-    out = run("-m", "penaltyprop", "bench", "--method", "signgrad", "--model", "64-16-10",
-              "--batch-size", "20", "--repetitions", "1", "--no-breakdown")
-    assert re.search(r"^SignGradient\s", out, re.M)
-    run("-m", "penaltyprop", "experiment", "family", "--scale", "tiny", "--out", "fam")
+    assert re.search(r"\$ experiment .*\| SignGradient \| oracle \|", out)
+    assert re.search(r"\$ bench .* SignGradient( [0-9.]+){4} 1\.00 ", out)
     stored = json.loads((root / "fam" / "digits" / "results.json").read_text())
     assert stored["runs"]["signgrad"]["method"] == "SignGradient"
 

@@ -18,6 +18,7 @@ import types
 import typing
 
 from ..methods import METHODS, make_method, method_settings
+from ..methods.table import summary
 
 BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -102,10 +103,15 @@ class ChooseMethod(argparse.Action):
             owners = table.get(name, {})
             action.help = method_help(values, owners) if values in owners else argparse.SUPPRESS
         if self.group is not None:
-            doc = (METHODS[values].__doc__ or "").strip().split("\n")[0]
-            doc = re.sub(r":math:`([^`]*)`", r"\1", doc).replace("``", "")
+            cls = METHODS[values]
+            doc = summary(cls).replace("`", "")
+            if cls.kind == "lifted":
+                doc += " It trains by full-batch sweeps, without an optimizer."
+            elif cls.default_tau is not None:
+                doc += (f" Default optimizer: --optimizer {cls.default_optimizer} --tau "
+                        f"{cls.default_tau:g}.")
             self.group.title = f"settings of --method {values}"
-            self.group.description = doc or None
+            self.group.description = doc.strip() or None
 
 
 def add_method_flags(parser, default="backprop", help=None):

@@ -65,10 +65,10 @@ def add(subparsers):
     g = p.add_argument_group("optimizer")
     g.add_argument("--tau", type=positive_float,
                    help="step size tau = the optimizer's learning rate (default: the method's "
-                        "own, e.g. 0.05 for backprop and 1 for proxprop; 1e-3 with adam)")
+                        "own with its optimizer, see --method NAME --help; else 1e-3 with adam)")
     g.add_argument("--optimizer", choices=optim.OPTIMIZERS,
                    help="sgd, nesterov (SGD with Nesterov momentum) or adam (default: the "
-                        "method's own, nesterov for backprop and proxprop; oracle methods: a "
+                        "method's own, see --method NAME --help; oracle methods only: a "
                         "lifted method trains by full-batch sweeps)")
     g.add_argument("--momentum", type=nonneg_float,
                    help="momentum mu (default 0.95 for nesterov, 0 for sgd; not for adam)")

@@ -22,9 +22,9 @@ def _value(value) -> str:
 
 
 def summary(cls) -> str:
-    """The first line of the method's module docstring (else its class docstring), math as
-    code: what the method is, where it comes from."""
-    module = sys.modules.get(cls.__module__)
+    """What the method is, in one line, math as code: the first line of its module's docstring
+    for a method of the package (one module per method), else of its class docstring."""
+    module = sys.modules.get(cls.__module__) if cls.__module__.startswith("penaltyprop.") else None
     doc = (getattr(module, "__doc__", None) or cls.__doc__ or "").strip().split("\n")[0]
     return re.sub(r":math:`([^`]*)`", r"`\1`", doc).replace("``", "`")
 

@@ -14,7 +14,7 @@ from . import data, methods, optim, train  # modules: pp.optim.sgd(...), pp.trai
 from .algorithms import penalty_backprop, proxprop, proxprop_direction
 from .conv import Conv2d, cnn
 from .forward import forward, gradient, loss
-from .methods import ADMM, BCD, METHODS, AltMin, BackProp, ProxProp, make_method
+from .methods import METHODS, make_method, package_methods
 from .network import Network, mlp
 from .nonlinearities import Identity, ReLU, Sigmoid, Tanh
 from .penalty import penalty_energy
@@ -24,8 +24,10 @@ from .transfer import Linear
 
 __version__ = "0.1.0"
 
+globals().update(package_methods())  # every method class of the package: pp.BackProp, pp.BCD, ...
+
 __all__ = [
-    "ADMM", "AltMin", "BCD", "BackProp", "METHODS", "ProxProp", "make_method",
+    *package_methods(), "METHODS", "make_method",
     "Conv2d", "Flatten", "MaxPool2d", "cnn",
     "Identity", "Linear", "Network", "ReLU", "Sigmoid", "Tanh",
     "forward", "gradient", "loss", "mlp", "penalty_backprop", "penalty_energy",

@@ -67,6 +67,7 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
     if not isinstance(method, Method):
         raise ValueError(f"method must be a method object of penaltyprop.methods (e.g. "
                          f"pp.ProxProp(solver='exact')), got {method!r}")
+    method.check_net(net)  # a network the method cannot train: an error now, not a divergence
     if method.kind == "lifted" and optimizer is not None:
         raise ValueError(f"method {method.label} updates theta itself by sweeps: pass "
                          f"optimizer=None")

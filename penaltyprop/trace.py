@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 from .algorithms import algorithm1_steps, gradient_step_c, prox_step_c, sweep
 from .checks import check_choice, check_positive, check_problem
-from .methods import BackProp, ProxProp
+from .methods import Method
 from .prox import Prox
 
 ALGORITHMS = ("backprop", "proxprop")  # Algorithm 1, Algorithm 2 (as in penaltyprop.train)
@@ -51,11 +51,13 @@ class SweepState(NamedTuple):
 def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backprop",
                   tau_theta=None, solver="exact", cg_iterations=None, cg_tol=None,
                   exact_system=None, method=None):
-    r"""Run one sweep of Algorithm 1 or 2 and return the state after every step.
+    r"""Run one sweep of Algorithm 1 or 2 (or a method's sweep) and return the state after
+    every step.
 
     ``method=pp.BackProp()`` traces Algorithm 1 and ``method=pp.ProxProp(...)`` Algorithm 2 with
     that method's prox settings, as training runs them; ``algorithm=`` with the prox options
-    is the same choice spelled out.
+    is the same choice spelled out. Any method whose ``penalty_sweep`` gives a sweep of steps
+    on E can be traced; the others (BCD, ADMM, AltMin) raise ValueError.
 
     Parameters
     ----------
@@ -70,8 +72,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     tau_theta, solver, cg_iterations, cg_tol, exact_system : the prox step of Algorithm 2,
         as in :func:`penaltyprop.proxprop` (``tau_theta`` is required there; only
         ``algorithm="proxprop"`` takes them).
-    method : ``pp.BackProp()`` or a ``pp.ProxProp(...)`` instead of ``algorithm`` and the prox
-        options (the other methods are not Algorithm 1 or 2: ValueError).
+    method : a method object instead of ``algorithm`` and its options: its own sweep
+        (``method.penalty_sweep``) with step tau and rho = gamma = 1/tau.
 
     Returns
     -------
@@ -79,20 +81,38 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     ``2 (L-2) + 2`` states. The last state's ``theta`` equals the output of
     :func:`~penaltyprop.penalty_backprop` (or :func:`~penaltyprop.proxprop`) exactly.
     """
-    if method is not None:
-        given = [k for k, v in dict(tau_theta=tau_theta, cg_iterations=cg_iterations,
-                                    cg_tol=cg_tol, exact_system=exact_system).items()
-                 if v is not None]
+    if method is None:
+        steps = algorithm_steps(net, theta, X, y, tau, rho, gamma, algorithm, tau_theta, solver,
+                                cg_iterations, cg_tol, exact_system)
+    else:
+        given = [k for k, v in dict(rho=rho, gamma=gamma, tau_theta=tau_theta,
+                                    cg_iterations=cg_iterations, cg_tol=cg_tol,
+                                    exact_system=exact_system).items() if v is not None]
         if algorithm != "backprop" or solver != "exact" or given:
-            raise ValueError("give either method or algorithm and the prox options, not both")
-        if not isinstance(method, (BackProp, ProxProp)):
-            raise ValueError(f"penalty_steps traces Algorithms 1 and 2: method must be "
-                             f"pp.BackProp() or pp.ProxProp(...), got {method!r}")
-        if isinstance(method, ProxProp):
-            algorithm = "proxprop"
-            tau_theta, solver, cg_iterations, cg_tol, exact_system = (
-                method.tau_theta, method.solver, method.cg_iterations, method.cg_tol,
-                method.exact_system)
+            raise ValueError("give either method or algorithm and its options (rho, gamma, "
+                             "tau_theta, solver, ...), not both")
+        if not isinstance(method, Method):
+            raise ValueError(f"method must be a method object, got {method!r}")
+        tau = check_positive(tau, "tau")
+        check_problem(net, theta, X, y)
+        method.check_net(net)
+        steps = method.penalty_sweep(net, theta, X, y, tau)
+        if steps is None:
+            raise ValueError(f"penalty_steps traces sweeps of steps on E such as Algorithms 1 "
+                             f"and 2: method {method.label} is none (its penalty_sweep is None)")
+
+    states, theta_now = [], list(theta)
+    for step, l, D, a, z in steps:  # the sweep builds new arrays: keeping references is safe
+        if step in ("a", "c"):  # theta_l^{k+1} = theta_l^k + D_l
+            (W, b), (dW, db) = theta[l - 1], D[l - 1]
+            theta_now[l - 1] = (W + dW, b + db)
+        states.append(SweepState(step, l, list(theta_now), a[:net.n_linear], z[:net.n_linear]))
+    return states
+
+
+def algorithm_steps(net, theta, X, y, tau, rho, gamma, algorithm, tau_theta, solver,
+                    cg_iterations, cg_tol, exact_system):
+    """The checked sweep of Algorithm 1 or 2 that :func:`penalty_steps` names by its options."""
     check_choice(algorithm, "algorithm", ALGORITHMS)
     if algorithm == "backprop":
         if tau_theta is not None or cg_iterations is not None or cg_tol is not None:
@@ -107,15 +127,7 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
         if tau_theta is None:
             raise ValueError("tau_theta must be given for algorithm='proxprop'")
         tau = check_positive(tau, "tau")
-        prox = method.prox if method is not None else Prox(tau_theta, solver, cg_iterations,
-                                                            cg_tol, None, exact_system)
+        prox = Prox(tau_theta, solver, cg_iterations, cg_tol, None, exact_system)
         steps = sweep(net, theta, X, y, tau, prox_step_c(prox, tau))
     check_problem(net, theta, X, y)
-
-    states, theta_now = [], list(theta)
-    for step, l, D, a, z in steps:  # the sweep builds new arrays: keeping references is safe
-        if step in ("a", "c"):  # theta_l^{k+1} = theta_l^k + D_l
-            (W, b), (dW, db) = theta[l - 1], D[l - 1]
-            theta_now[l - 1] = (W + dW, b + db)
-        states.append(SweepState(step, l, list(theta_now), a[:net.n_linear], z[:net.n_linear]))
-    return states
+    return steps

@@ -101,7 +101,7 @@ def _corrupt_cifar(tmp_path):
     (["train", "--dataset", "cifar10", "--data-dir", "/no/such/folder"], "not a folder"),
     (["train", "--dataset", "mnist", "--data-dir", "{tmp}", "--no-download"], "missing"),
     (["train", "--dataset", "cifar10", "--data-dir", "{corrupt}", "--no-download"], "bin"),
-    (["train", "--solver", "cg"], "--solver only applies to --method proxprop, not backprop"),
+    (["train", "--solver", "cg"], "--solver only applies to --method proxprop"),
     (["train", "--tau-theta", "0.1"], "--tau-theta only applies"),
     (["train", "--algorithm", "proxprop", "--solver", "exact", "--cg-iterations", "3"],
      "--cg-iterations only applies to --solver cg"),

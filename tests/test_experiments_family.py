@@ -1,4 +1,4 @@
-"""The family comparison (issue 13) runs every method on the same networks and data, end to end.
+"""The family comparison runs every registered method on the same networks and data, end to end.
 
 At ``scale="tiny"`` (synthetic images and a subset of the shipped digits, two epochs) it
 writes one results.json, table and figure pair per data set, with the lifted methods'
@@ -15,10 +15,9 @@ from penaltyprop import cli
 from penaltyprop.data import DataError
 from penaltyprop.data.mnist_csv import load_mnist_csv
 from penaltyprop.experiments import run_experiment, runner
-from penaltyprop.experiments.family import family_methods
+from penaltyprop.experiments.family import family_methods, family_runs
 from penaltyprop.experiments.settings import FAMILY_SETTINGS
-
-KEYS = {"backprop", "exact", "altmin", "bcd", "admm"}
+from penaltyprop.methods import METHODS
 
 
 def _quiet(line):
@@ -26,20 +25,21 @@ def _quiet(line):
 
 
 def test_every_method_trains_on_every_tiny_data_set(backend, tmp_path):
-    """One store per data set holding all five methods, their table and figures."""
+    """One store per data set holding every method, their table and figures."""
+    kinds = {run.method.key: run.method.kind for run in family_runs()}
     result = run_experiment("family", "tiny", out=tmp_path, backend=backend, log=_quiet)
     tiny = FAMILY_SETTINGS["tiny"]
     assert set(result["datasets"]) == {"synthetic", "digits"}
     for name in ("synthetic", "digits"):
         stored = json.loads((tmp_path / name / "results.json").read_text())
-        assert set(stored["runs"]) == KEYS
+        assert set(stored["runs"]) == set(kinds)
         for key, record in stored["runs"].items():
             h = record["history"]
             assert h["diverged"] or len(h["epoch"]) == tiny.epochs + 1
-            lifted = key in ("bcd", "admm")
+            lifted = kinds[key] == "lifted"
             assert len(h["diagnostics"]) == (tiny.epochs + 1 if lifted else 0)
         table = (tmp_path / name / f"family-{name}.md").read_text()
-        assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(KEYS)
+        assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(kinds)
         for png in (f"family-{name}.png", f"family-{name}-residuals.png"):
             assert (tmp_path / name / png).stat().st_size > 1000
         rows = {r["key"]: r for r in stored["summary"]}
@@ -75,9 +75,12 @@ def test_mnist_csv_only_applies_to_the_family(tmp_path):
         run_experiment("conditioning", "tiny", out=tmp_path, mnist_csv="x.csv", log=_quiet)
 
 
-def test_the_methods_are_the_five_of_the_family():
-    assert [m.name for m in family_methods()] == ["backprop", "proxprop", "altmin", "bcd",
-                                                  "admm"]
+def test_the_family_is_every_registered_method_once_backprop_first_lifted_last():
+    names = [m.name for m in family_methods()]
+    assert sorted(names) == sorted(METHODS) and names[0] == "backprop"
+    kinds = [m.kind for m in family_methods()]
+    assert kinds == sorted(kinds, key=lambda kind: kind == "lifted")
+    assert {"backprop", "proxprop", "altmin", "bcd", "admm"} <= set(names)
 
 
 def _write_csv(path, n_per_class=5, header=False):

@@ -5,7 +5,8 @@ random :math:`\delta`: the Gram matrix and the solve of the exact prox (with the
 :func:`~penaltyprop.prox.prox_exact`); one application of H, and whole CG solves with one and
 two iterations (:func:`~penaltyprop.prox.prox_cg`, :func:`~penaltyprop.prox.prox_cg_batch`),
 whose difference is the cost of one iteration. Plus the forward pass, BackProp's direction
-(forward and backward) and the optimizer's update.
+(forward and backward) and the optimizer's update. A method predicts its step from these
+pieces itself (``method.step_model``); the bench shows the prediction beside the measurement.
 """
 from __future__ import annotations
 
@@ -87,31 +88,20 @@ def breakdown_tasks(net, theta, X, y, tau_theta, optimizer, seed=0):
     return tasks
 
 
-def backprop_model(method, m):
-    return {}
-
-
-def proxprop_model(method, m):
-    """The prox pieces of a ProxProp step: Gram and solve, or CG's set-up, operator, vectors."""
-    if method.solver == "exact":
-        return {"gram": m[GRAM], "solve": m[SOLVE]}
-    if method.solver == "cg":
-        k, H = method.cg_iterations, m[APPLY_H]
-        iteration = m[CG2] - m[CG1]  # one more iteration
-        setup = m[CG1] - iteration  # r_0, p_0, <r_0, r_0>
-        return {"cg_setup": setup, "cg_operator": k * H, "cg_vector_work": k * (iteration - H)}
-    return {}
-
-
-#: method name -> ``model(method, medians)``: the pieces it adds to forward, backward, update
-MODELS = {"backprop": backprop_model, "proxprop": proxprop_model}
+#: the keys a method's ``step_model`` reads (:data:`penaltyprop.methods.base.PIECES`) -> the
+#: pieces' names in the bench's table
+PIECE_NAMES = {"forward": FORWARD, "backprop": BACKPROP, "update": UPDATE, "gram": GRAM,
+               "solve": SOLVE, "apply_h": APPLY_H, "cg1": CG1, "cg2": CG2}
 
 
 def model_of(method, pieces):
-    """Seconds that the pieces predict for ``method``'s step, by piece (None: no model for it)."""
-    extra = MODELS.get(method.name)
+    """Seconds that the pieces predict for ``method``'s step, by part: BackProp's forward,
+    backward and update, and the parts ``method.step_model`` names (None: no model for it)."""
+    if method.kind != "oracle":
+        return None
+    m = {key: pieces[name]["median_s"] for key, name in PIECE_NAMES.items() if name in pieces}
+    extra = method.step_model(m)
     if extra is None:
         return None
-    m = {k: v["median_s"] for k, v in pieces.items()}
-    return {"forward": m[FORWARD], "backward": m[BACKPROP] - m[FORWARD],
-            **extra(method, m), "update": m[UPDATE]}
+    return {"forward": m["forward"], "backward": m["backprop"] - m["forward"], **extra,
+            "update": m["update"]}

@@ -1,165 +1,32 @@
-r"""Analytic flop counts of one training step's matrix work, per method.
+r"""The bench's flop counts, asked of the method: a step's (or a sweep's) flops and its floor.
 
-A product of an (n, m) and an (m, K) matrix is 2nmK flops, a Gram matrix
-:math:`P^\top P` (K x K, from m rows) K^2 m (BLAS syrk computes one triangle), a Cholesky
-factorisation n^3/3, two triangular solves with r right-hand sides 2n^2 r
-(:func:`~penaltyprop.backend.linalg.solve_spd`). Elementwise work (bias, ReLU, softmax, the
-CG's vector updates, the update) counts zero: it is memory-bound, and the bench's table shows
-what it costs in time.
-
-Every oracle method shares BackProp's products (:func:`base_flops`); :data:`EXTRA_FLOPS`
-holds, per registered method name, what it adds. A lifted method (BCD, ADMM) has its own count
-of one full-batch sweep in :data:`SWEEP_FLOPS`, with K = N, the samples it sweeps over; its
-floor is against BackProp's products on the same N samples, i.e. a BackProp epoch (the count
-is linear in K, so an epoch of minibatches has the same flops). A method without an entry has
-no flop count (None).
-
-The lifted methods' counts are their *floors*: each distinct product once. Where a sweep as
-written computes a product twice (BCD forms :math:`W_l a_{l-1}` for its z-step and again for
-the next theta-step's :math:`\delta`), the second one is not counted, so that the bench shows
-what it costs.
+An oracle method states what one step adds to BackProp's matrix products
+(``method.extra_flops(shapes)``), a lifted method what one full-batch sweep costs
+(``method.sweep_flops(shapes)``); the counts and their conventions are in
+:mod:`penaltyprop.methods.costs`. A method that states none has no count and no floor: the
+bench prints "no floor" for it.
 """
 from __future__ import annotations
 
-from ..prox import cg_space_costs, choose_cg_space, choose_system
+from ..methods.costs import a_step_flops, base_flops, cholesky_solve_flops, exact_prox_flops
 
-
-def base_flops(shapes):
-    """BackProp: every layer's forward and gradient products, and the adjoint of every layer
-    but the first (no error is sent back to the data).
-
-    Parameters
-    ----------
-    shapes : ``[(n_out, m, K), ...]``, every linear layer as the product (n_out, m) @ (m, K).
-    """
-    gemm = [2 * n * m * K for n, m, K in shapes]
-    return 2 * sum(gemm) + sum(gemm[1:])  # forward + gradient, adjoints of layers 2..L-1
-
-
-def proxprop_extra_flops(shapes, method):
-    r"""What ProxProp adds to BackProp's products, per hidden (prox) layer.
-
-    The exact solver's last product :math:`-Y A^\top` and CG's first residual
-    :math:`-\delta A^\top` replace the gradient. Exact: Gram matrix, Cholesky factorisation
-    and two triangular solves of the system :func:`~penaltyprop.prox.choose_system` picks
-    (batch K x K with min(n, m+1) right-hand sides, as :func:`~penaltyprop.prox.prox_exact`
-    associates the product, or primal (m+1) x (m+1) with n). CG-k: k applications of
-    :math:`H = AA^\top + I/\tau_\theta` in the space :func:`~penaltyprop.prox.choose_cg_space`
-    picks, counted by :func:`~penaltyprop.prox.cg_space_costs`: matrix-free 4 n m K each; H
-    formed once (m^2 K) and 2 n (m+1)^2 each; in batch coordinates the Gram matrix once
-    (K^2 m) and 2 n K^2 each (its final :math:`C_D A^\top` replaces the gradient). The
-    authors' variant runs matrix-free or in batch coordinates, whichever is cheaper (never
-    with H formed). The gradient solver adds nothing. Early stops
-    (``cg_tol``, the authors' variant) are not counted: the count is for k iterations.
-    """
-    flops = 0
-    for n, m, K in shapes[:-1]:  # the hidden (prox) layers
-        if method.solver == "exact":
-            if choose_system(m, K, method.exact_system) == "batch":
-                flops += K * K * m + K**3 / 3 + 2 * K * K * min(n, m + 1)
-            else:
-                flops += m * m * K + (m + 1) ** 3 / 3 + 2 * (m + 1) ** 2 * n
-        elif method.solver == "cg":
-            space = choose_cg_space(n, m, K, method.cg_iterations, method.cg_space or "auto",
-                                    method.cg_variant or "textbook")
-            flops += cg_space_costs(n, m, K, method.cg_iterations)[space]
-    return flops
-
-
-def cholesky_solve_flops(n, rhs):
-    """Cholesky factorisation of an n x n matrix and two triangular solves with ``rhs``
-    right-hand sides: n^3/3 + 2 n^2 rhs."""
-    return n**3 / 3 + 2 * n * n * rhs
-
-
-def exact_prox_flops(n, m, K, system):
-    r"""All of :func:`~penaltyprop.prox.prox_exact`'s matrix work for an (n, m) layer on K
-    columns, the product with :math:`A^\top` included: batch system: :math:`P^\top P`
-    (K^2 m), K x K Cholesky solve with min(n, m+1) right-hand sides, 2nmK; primal:
-    :math:`PP^\top` (m^2 K), :math:`RA^\top` (2nmK), (m+1) x (m+1) Cholesky solve with n."""
-    if system == "batch":
-        return K * K * m + cholesky_solve_flops(K, min(n, m + 1)) + 2 * n * m * K
-    return m * m * K + 2 * n * m * K + cholesky_solve_flops(m + 1, n)
-
-
-def a_step_flops(n, m, K):
-    r""":func:`penaltyprop.methods.lifted.a_step` for W of shape (n, m) and K columns:
-    :math:`r = z - Wt - b` (2nmK), the Gram matrix of the smaller side (:math:`WW^\top`, n^2 m,
-    when n < m; else :math:`W^\top W`, m^2 n), its Cholesky solve with K right-hand sides and
-    the product with :math:`W^\top` (2nmK)."""
-    small, large = (n, m) if n < m else (m, n)
-    return 2 * n * m * K + small * small * large + cholesky_solve_flops(small, K) + 2 * n * m * K
-
-
-def bcd_sweep_flops(shapes, method):
-    """One BCD sweep (:func:`penaltyprop.methods.bcd.bcd_steps`): per layer its forward
-    product once, the theta-step (:func:`exact_prox_flops`, the system ``exact_system``
-    picks), and for every layer but the first the a-step (:func:`a_step_flops`). The output
-    block and the z-steps are elementwise."""
-    flops = 0
-    for l, (n, m, K) in enumerate(shapes):
-        flops += 2 * n * m * K + exact_prox_flops(n, m, K, choose_system(m, K,
-                                                                         method.exact_system))
-        if l > 0:
-            flops += a_step_flops(n, m, K)
-    return flops
-
-
-def admm_sweep_flops(shapes, method):
-    """One ADMM sweep (:func:`penaltyprop.methods.admm.admm_steps`): per layer the residual
-    before the least-squares theta-step (2nmK), the step (:func:`exact_prox_flops`, the
-    smaller system) and the product with the new weights after it (2nmK, for the z-step or
-    the output block); and for every layer but the first the a-step (:func:`a_step_flops`)."""
-    flops = 0
-    for l, (n, m, K) in enumerate(shapes):
-        flops += 4 * n * m * K + exact_prox_flops(n, m, K, choose_system(m, K))
-        if l > 0:
-            flops += a_step_flops(n, m, K)
-    return flops
-
-
-def altmin_extra_flops(shapes, method):
-    r"""What one AltMin step (:func:`penaltyprop.methods.altmin.altmin_direction`) adds to
-    BackProp's products.
-
-    AltMin's own count, with s = ``inner_steps``: the forward pass (2nmK per layer); per code
-    :math:`z_{l-1}`, l = 2..L, s gradient steps of a forward and an adjoint product of layer
-    l each (4nmK), less the first forward, which the forward pass already holds; the weight
-    directions, 2nmK per layer, plus, where a layer's input is an updated code (``inputs=
-    "codes"``, s > 0, every layer but the first), its forward product at that input (2nmK).
-    """
-    s = method.inner_steps
-    flops = 0
-    for l, (n, m, K) in enumerate(shapes):
-        gemm = 2 * n * m * K
-        flops += 2 * gemm  # forward, direction
-        if l > 0 and s > 0:
-            flops += (2 * s - 1) * gemm  # the code below it: s forward + s adjoint, less one
-            if method.inputs == "codes":
-                flops += gemm  # the layer's product at the updated code
-    return flops - base_flops(shapes)
-
-
-#: method name -> ``extra(shapes, method)``: the flops an oracle method adds to
-#: :func:`base_flops`
-EXTRA_FLOPS = {"backprop": lambda shapes, method: 0, "proxprop": proxprop_extra_flops,
-               "altmin": altmin_extra_flops}
-#: method name -> ``flops(shapes, method)``: one full-batch sweep of a lifted method
-SWEEP_FLOPS = {"bcd": bcd_sweep_flops, "admm": admm_sweep_flops}
+__all__ = ["a_step_flops", "base_flops", "cholesky_solve_flops", "exact_prox_flops",
+           "matrix_floor", "step_flops"]
 
 
 def step_flops(shapes, method):
     """Analytic flops of one step's (an oracle method's) or one sweep's (a lifted method's)
-    matrix work with ``method`` (None: no count for it)."""
-    if method.name in SWEEP_FLOPS:
-        return SWEEP_FLOPS[method.name](shapes, method)
-    extra = EXTRA_FLOPS.get(method.name)
-    return None if extra is None else base_flops(shapes) + extra(shapes, method)
+    matrix work with ``method``, on the layer products ``shapes = [(n_out, m, K), ...]``
+    (None: the method gives no count)."""
+    if method.kind == "lifted":
+        return method.sweep_flops(shapes)
+    extra = method.extra_flops(shapes)
+    return None if extra is None else base_flops(shapes) + extra
 
 
 def matrix_floor(shapes, method):
     """The analytic flop ratio of ``method`` to BackProp on the same shapes (for a lifted
     method: a sweep over K samples against a BackProp epoch over them): the best a step can
-    do against BackProp."""
+    do against BackProp (None: the method gives no count)."""
     flops = step_flops(shapes, method)
     return None if flops is None else flops / base_flops(shapes)

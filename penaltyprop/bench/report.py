@@ -35,6 +35,9 @@ def format_report(result):
             f"{_num(mem, '.0f', 2**-20):>8}{_num(r['epoch_s'], '.1f'):>9}")
     lines.append("x BP: median step / median BackProp step; floor: the analytic flop ratio; "
                  "x floor: x BP / floor; epoch s: 45,000 images")
+    for r in result["modes"]:
+        if r["matrix_floor_ratio"] is None:
+            lines.append(f"{r['label']}: no floor (the method states no flop count)")
     if any(r.get("kind") == "lifted" for r in result["modes"]):
         lines.append(f"a lifted method's row is one full-batch sweep over the batch's "
                      f"{cfg['batch_size']} samples, against one BackProp step on all of them "

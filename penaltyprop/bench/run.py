@@ -97,6 +97,8 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
         else modes_of(methods)
     xp = get_backend(backend)
     net, theta, X, y = build_problem(model, batch_size, dtype, backend, seed)
+    for mode in mode_list:  # a network a method cannot train: an error before any timing
+        mode.method.check_net(net)
     shapes = layer_shapes(net, theta, X)
     optimizer = sgd(lr)
     say(f"{net!r}, batch {batch_size}, {dtype}, {backend}: {repetitions} rounds")

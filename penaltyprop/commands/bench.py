@@ -49,12 +49,11 @@ def add_arguments(parser):
     both: with ``--method`` they are the method's settings (one k only).
     """
     parser.conflict_handler = "resolve"  # the presets' flags replace their generated twins
-    add_method_flags(parser)
-    parser.add_argument("--method", "--algorithm", dest="method", choices=tuple(METHODS),
-                        default=None,
-                        help="time this method (its step, or a lifted method's full-batch "
-                             "sweep over the batch) against BackProp instead of the presets; "
-                             "its settings take the flags below and default to the method's")
+    add_method_flags(parser, default=None,
+                     help="time this method (its step, or a lifted method's full-batch sweep "
+                          "over the batch) against BackProp instead of the presets; its "
+                          "settings take the flags below and default to the method's "
+                          "('--method NAME --help' shows them)")
     parser.add_argument("--model", type=_model, default=PAPER_MLP,
                         help="'mlp' (the paper's 3072-4000-1000-4000-10, default), 'cnn' "
                              "(Section 5.3), 'cnn-authors' (the CNN of the authors' code: no "

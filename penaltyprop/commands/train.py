@@ -64,11 +64,12 @@ def add(subparsers):
     add_method_flags(p.add_argument_group("method"))
     g = p.add_argument_group("optimizer")
     g.add_argument("--tau", type=positive_float,
-                   help="step size tau = the optimizer's learning rate (default 0.05 for "
-                        "backprop, 1 for proxprop, 1e-3 with adam)")
+                   help="step size tau = the optimizer's learning rate (default: the method's "
+                        "own with its optimizer, see --method NAME --help; else 1e-3 with adam)")
     g.add_argument("--optimizer", choices=optim.OPTIMIZERS,
-                   help="sgd, nesterov (SGD with Nesterov momentum; default) or adam "
-                        "(oracle methods; a lifted method trains by full-batch sweeps)")
+                   help="sgd, nesterov (SGD with Nesterov momentum) or adam (default: the "
+                        "method's own, see --method NAME --help; oracle methods only: a "
+                        "lifted method trains by full-batch sweeps)")
     g.add_argument("--momentum", type=nonneg_float,
                    help="momentum mu (default 0.95 for nesterov, 0 for sgd; not for adam)")
     g.add_argument("--weight-decay", type=nonneg_float, default=0.0,
@@ -103,6 +104,7 @@ def run(args) -> int:
         net, model = build_model(args.model or DEFAULT_MODEL[args.dataset], ds, args.activation)
     except ValueError as err:  # "model ..." names the flag
         raise ValueError(f"--{err}") from None
+    method.check_net(net)  # before any output: "method 'x' trains ... only; layer 1 is ..."
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
     batch_size = len(ds.y_train) if lifted else args.batch_size or DEFAULT_BATCH_SIZE[args.dataset]
     if batch_size > len(ds.y_train):
@@ -156,7 +158,7 @@ def settings(args):
             raise ValueError(f"--weight-decay does not apply to --method {method.name}: a "
                              f"lifted method trains by full-batch sweeps, without an optimizer")
         return method, None
-    args.optimizer = args.optimizer or "nesterov"
+    args.optimizer = args.optimizer or method.default_optimizer
     if args.momentum is not None and args.optimizer == "adam":
         raise ValueError("--momentum only applies to --optimizer sgd or nesterov")
     if args.momentum == 0 and args.optimizer == "nesterov":
@@ -165,8 +167,11 @@ def settings(args):
         raise ValueError(f"--momentum must be < 1, got {args.momentum:g}")
     if args.tau is not None:
         return method, args.tau
+    momentum = ("sgd", "nesterov")
+    if method.default_tau is not None and (args.optimizer == method.default_optimizer or (
+            args.optimizer in momentum and method.default_optimizer in momentum)):
+        return method, method.default_tau
     if args.optimizer == "adam":
         return method, ADAM_TAU
-    if method.default_tau is None:
-        raise ValueError(f"--tau has no default for --method {method.name}; give one")
-    return method, method.default_tau
+    raise ValueError(f"--tau has no default for --method {method.name} with --optimizer "
+                     f"{args.optimizer}; give one")

@@ -1,4 +1,5 @@
-r"""The penalty-training family side by side: BackProp, ProxProp, AltMin, BCD, ADMM.
+r"""The penalty-training family side by side: every registered method (BackProp, ProxProp, AltMin,
+BCD, ADMM, and any other method defined, :data:`penaltyprop.methods.METHODS`).
 
 Every method trains the same ReLU MLP from the same initial parameters on the same data, for
 the same number of epochs; an epoch of a lifted method (BCD, ADMM) is one full-batch sweep,
@@ -14,11 +15,13 @@ set the experiment writes, into ``OUT/DATA/``:
 * ``family-DATA-residuals.png``: the lifted methods' objective and constraint residuals
   against sweeps.
 
-The methods and their step sizes (:func:`family_runs`): BackProp and ProxProp as in the
-paper's Section 5.1 (Nesterov momentum 0.95; BackProp tau = 0.05; ProxProp exact,
-tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008 (Choromanska et al.'s AM-Adam, without
-their halving every 8 epochs); BCD (rho = gamma = 1, alpha = 5, Zeng et al.'s MNIST numbers) and
-ADMM (beta = 1, gamma = 10, Taylor et al.'s), both with the package's softmax cross-entropy.
+The methods and their step sizes (:func:`family_runs`) are what each method class says
+(``family_run``): BackProp and ProxProp as in the paper's Section 5.1 (Nesterov momentum 0.95;
+BackProp tau = 0.05; ProxProp exact, tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008
+(Choromanska et al.'s AM-Adam, without their halving every 8 epochs); BCD (rho = gamma = 1,
+alpha = 5, Zeng et al.'s MNIST numbers) and ADMM (beta = 1, gamma = 10, Taylor et al.'s), both
+with the package's softmax cross-entropy. Every run has its own key; two runs with one key are
+an error, not a run skipped.
 Where a data set sets ``source_bcd``, BCD also runs in its sources' own setting: squared loss,
 three hidden layers of 1500, 50 sweeps.
 """
@@ -31,7 +34,7 @@ from types import SimpleNamespace
 
 from ..data import load_dataset
 from ..data.mnist_csv import load_mnist_csv
-from ..methods import ADMM, BCD, AltMin, BackProp, ProxProp
+from ..methods import BCD, METHODS, BackProp
 from ..network import mlp
 from ..plotting import curve_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
@@ -48,15 +51,34 @@ SOURCES = {
 }
 SOURCE_BCD_HIDDEN = (1500, 1500, 1500)
 SOURCE_BCD_SWEEPS = 50
+SOURCE_BCD_KEY = "bcd-source"
 
 
 def family_runs():
-    """``[(method, optimizer name or None, tau or None)]``: every method of the comparison."""
-    return [(BackProp(), "nesterov", 0.05),
-            (ProxProp(tau_theta=0.05, solver="exact"), "nesterov", 1.0),
-            (AltMin(), "adam", 0.008),
-            (BCD(), None, None),
-            (ADMM(), None, None)]
+    """``[(method, optimizer name or None, tau or None)]``: every registered method, as its class
+    says (``family_run``): BackProp first (the reference), then the oracle methods, then the
+    lifted ones, each in the registry's order.
+
+    Raises
+    ------
+    ValueError
+        When two runs have the same key (their results would share one entry).
+    """
+    classes = sorted(METHODS.values(), key=lambda cls: (cls is not BackProp, cls.kind != "oracle"))
+    runs = [cls.family_run() for cls in classes]
+    check_unique_keys([run.method for run in runs] + [BCD(loss="squared")],
+                      [run.method.key for run in runs] + [SOURCE_BCD_KEY])
+    return runs
+
+
+def check_unique_keys(methods, keys):
+    """Raise ValueError naming the methods when two of ``keys`` are equal."""
+    seen = {}
+    for method, key in zip(methods, keys):
+        if key in seen:
+            raise ValueError(f"two runs of the family have the key {key!r}: {seen[key].describe()} "
+                             f"and {method.describe()}; give one of them its own key")
+        seen[key] = method
 
 
 def family_methods(cg_variant="textbook"):
@@ -122,7 +144,7 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
             if spec.source_bcd:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
-                store.train("bcd-source", mlp([data.n_features, *SOURCE_BCD_HIDDEN,
+                store.train(SOURCE_BCD_KEY, mlp([data.n_features, *SOURCE_BCD_HIDDEN,
                                                data.n_classes]), data, None,
                             BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
                                                                  epochs=SOURCE_BCD_SWEEPS),

@@ -54,8 +54,9 @@ from ..backend import array_module, to_float
 from ..checks import check_choice, check_int, check_positive
 from ..prox import prox_exact
 from ..transfer import apply_A
-from . import lifted
+from . import costs, lifted
 from .base import LiftedMethod, setting
+from .networks import RELU_MLP
 
 
 def least_squares_step(theta_l, a_prev, z_l, ridge):
@@ -120,6 +121,7 @@ class ADMM(LiftedMethod):
     """
 
     name = "admm"
+    networks = RELU_MLP  # the a-step solves with W^T W, the z-step is the ReLU prox
     beta: float = setting(1.0, "weight beta of the linear constraints and the multiplier step")
     gamma: float = setting(10.0, "weight gamma of the constraints a_l = sigma(z_l)")
     warm_start_sweeps: int = setting(5, "sweeps without the multiplier before it is updated")
@@ -160,6 +162,10 @@ class ADMM(LiftedMethod):
         """One sweep over every block, then the multiplier: ``(theta, state)``, both new."""
         _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
         return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1)
+
+    def sweep_flops(self, shapes):
+        """:func:`.costs.admm_sweep_flops`."""
+        return costs.admm_sweep_flops(shapes, self)
 
     def objective(self, net, theta, state, y):
         r"""The augmented Lagrangian :math:`F + \langle z_K, \lambda\rangle` (0-d array)."""

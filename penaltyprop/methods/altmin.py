@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from ..checks import check_choice, check_int, check_positive, check_problem
 from ..forward import forward
 from ..losses import cross_entropy_and_grad
+from . import costs
 from .base import OracleMethod, setting
 from .lifted import last
 
@@ -138,6 +139,8 @@ class AltMin(OracleMethod):
     """
 
     name = "altmin"
+    default_optimizer = "adam"  # the source's AM-Adam
+    default_tau = 0.008  # the source's learning rate (without its halving every 8 epochs)
     mu: float = setting(1.0, "weight mu of the penalties and of the codes' anchors")
     inner_steps: int = setting(5, "gradient steps per code, top down (0: codes stay)")
     inner_lr: float = setting(None, "step size of the code steps (default 1/mu)")
@@ -165,3 +168,7 @@ class AltMin(OracleMethod):
             check_problem(net, theta, X, y)
         return altmin_direction(net, theta, X, y, self.mu, self.inner_steps, self.step_size,
                                 self.inputs)
+
+    def extra_flops(self, shapes):
+        """:func:`.costs.altmin_extra_flops`."""
+        return costs.altmin_extra_flops(shapes, self)

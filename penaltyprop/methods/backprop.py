@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..algorithms import gradient_step_c, sweep
 from ..forward import loss_and_gradient
 from .base import OracleMethod
 
@@ -28,3 +29,15 @@ class BackProp(OracleMethod):
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, grad J)``: classical backprop (``loss_and_gradient`` in ``penaltyprop/forward.py``)."""
         return loss_and_gradient(net, theta, X, y, check=check)
+
+    def penalty_sweep(self, net, theta, X, y, tau):
+        """Algorithm 1's sweep with step tau and rho = gamma = 1/tau."""
+        return sweep(net, theta, X, y, tau, gradient_step_c(1.0))
+
+    def extra_flops(self, shapes):
+        """Nothing: BackProp's products are the reference."""
+        return 0
+
+    def step_model(self, pieces):
+        """Nothing beside the forward pass, the backward pass and the update."""
+        return {}

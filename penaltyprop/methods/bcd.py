@@ -42,8 +42,9 @@ from ..backend import to_float
 from ..checks import check_choice, check_int, check_positive
 from ..prox import choose_system, prox_exact
 from ..transfer import apply_A
-from . import lifted
+from . import costs, lifted
 from .base import LiftedMethod, setting
+from .networks import RELU_MLP
 
 
 def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact_system="auto"):
@@ -123,6 +124,7 @@ class BCD(LiftedMethod):
     """
 
     name = "bcd"
+    networks = RELU_MLP  # the a-step solves with W^T W, the z-step is the ReLU prox
     rho: float = setting(1.0, "weight rho of the linear constraints z_l = W_l a_{l-1} + b_l")
     gamma: float = setting(1.0, "weight gamma of the constraints a_l = sigma(z_l)")
     alpha: float = setting(5.0, "weight alpha of the proximal terms (tau_theta = rho/alpha)")
@@ -155,6 +157,10 @@ class BCD(LiftedMethod):
         """One backward sweep over every block: ``(theta, state)``, both new."""
         _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
         return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1)
+
+    def sweep_flops(self, shapes):
+        """:func:`.costs.bcd_sweep_flops`."""
+        return costs.bcd_sweep_flops(shapes, self)
 
     def objective(self, net, theta, state, y):
         """F (0-d array) at the given variables."""

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..algorithms import proxprop_direction
+from ..algorithms import prox_step_c, proxprop_direction, sweep
 from ..prox import Prox
-from .base import OracleMethod, setting
+from . import costs
+from .base import FamilyRun, OracleMethod, setting
 
 #: the number of CG iterations when solver="cg" and none is given (the paper's CG-3)
 DEFAULT_CG_ITERATIONS = 3
+#: the settings of step (c), :class:`penaltyprop.prox.Prox`'s fields
+PROX_SETTINGS = ("tau_theta", "solver", "cg_iterations", "cg_tol", "cg_variant", "exact_system",
+                 "cg_space")
 
 
 @dataclass(frozen=True)
@@ -71,27 +75,57 @@ class ProxProp(OracleMethod):
             iterations = DEFAULT_CG_ITERATIONS
         prox = Prox(self.tau_theta, self.solver, iterations, self.cg_tol, self.cg_variant,
                     self.exact_system, self.cg_space)  # checks every setting
-        for name in ("tau_theta", "cg_iterations", "cg_tol", "cg_variant", "exact_system",
-                     "cg_space"):
+        for name in PROX_SETTINGS:
             object.__setattr__(self, name, getattr(prox, name))
+
+    @classmethod
+    def family_run(cls):
+        """Section 5.1's ProxProp: the exact prox with tau_theta = 0.05, Nesterov, tau = 1."""
+        return FamilyRun(cls(tau_theta=0.05, solver="exact"), "nesterov", 1.0)
+
+    @property
+    def prox_settings(self) -> dict:
+        """Step (c)'s settings (:data:`PROX_SETTINGS`), without a subclass's own."""
+        return {name: getattr(self, name) for name in PROX_SETTINGS}
 
     @property
     def prox(self) -> Prox:
         """Step (c)'s settings as :class:`penaltyprop.prox.Prox`."""
-        return Prox(**self.get_params())
+        return Prox(**self.prox_settings)
 
     @property
     def label(self) -> str:
         if self.solver != "cg":
-            return f"ProxProp ({self.solver})"
+            return f"{type(self).__name__} ({self.solver})"
         suffix = ", authors' CG" if self.cg_variant == "authors" else ""
-        return f"ProxProp (cg{self.cg_iterations}{suffix})"
+        return f"{type(self).__name__} (cg{self.cg_iterations}{suffix})"
 
     @property
     def key(self) -> str:
-        return self.solver if self.solver != "cg" else f"cg{self.cg_iterations}"
+        """``"exact"``, ``"cg3"``, ...; a subclass's key starts with its own name."""
+        key = self.solver if self.solver != "cg" else f"cg{self.cg_iterations}"
+        return key if self.name == ProxProp.name else f"{self.name}-{key}"
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: :func:`penaltyprop.proxprop_direction` with these settings."""
-        return proxprop_direction(net, theta, X, y, **self.get_params(), check=check,
+        return proxprop_direction(net, theta, X, y, **self.prox_settings, check=check,
                                   return_loss=True)
+
+    def penalty_sweep(self, net, theta, X, y, tau):
+        """Algorithm 2's sweep with step tau (:func:`penaltyprop.algorithms.sweep`)."""
+        return sweep(net, theta, X, y, tau, prox_step_c(self.prox, tau))
+
+    def extra_flops(self, shapes):
+        """The prox solves of the hidden layers (:func:`.costs.proxprop_extra_flops`)."""
+        return costs.proxprop_extra_flops(shapes, self)
+
+    def step_model(self, pieces):
+        """The prox pieces of a step: Gram and solve, or CG's set-up, operator, vectors."""
+        if self.solver == "exact":
+            return {"gram": pieces["gram"], "solve": pieces["solve"]}
+        if self.solver == "cg":
+            k, H = self.cg_iterations, pieces["apply_h"]
+            iteration = pieces["cg2"] - pieces["cg1"]  # one more iteration
+            setup = pieces["cg1"] - iteration  # r_0, p_0, <r_0, r_0>
+            return {"cg_setup": setup, "cg_operator": k * H, "cg_vector_work": k * (iteration - H)}
+        return {}

@@ -57,10 +57,13 @@ def test_dash_dash_version_prints_it(capsys):
     assert (proc.returncode, proc.stdout) == (0, f"penaltyprop {VERSION}\n")
 
 
-def test_citation_and_changelog_name_this_version():
+def test_citation_readme_and_changelog_name_this_version():
     citation = (ROOT / "CITATION.cff").read_text()
     assert re.search(rf"(?m)^version: {re.escape(VERSION)}$", citation)
     assert "1706.04638" in citation and "Proximal Backpropagation" in citation
+    readme = (ROOT / "README.md").read_text()  # its BibTeX block
+    assert re.search(rf"(?m)^  version = \{{{re.escape(VERSION)}\}},$", readme)
+    assert "eprint        = {1706.04638}" in readme
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(rf"(?m)^## \[{re.escape(VERSION)}\]", changelog)
 

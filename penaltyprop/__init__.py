@@ -21,8 +21,7 @@ from .penalty import penalty_energy
 from .pooling import Flatten, MaxPool2d
 from .trace import SweepState, penalty_steps
 from .transfer import Linear
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # defined once, in version.py
 
 globals().update(package_methods())  # every method class of the package: pp.BackProp, pp.BCD, ...
 

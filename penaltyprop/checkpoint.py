@@ -6,7 +6,8 @@ run code when loaded. Arrays are stored under flat names, everything else as one
 * ``theta_{l}_W``, ``theta_{l}_b``: the parameters of linear layer l+1 (0-based list index);
 * ``opt_{slot}_{l}_W``, ``opt_{slot}_{l}_b``: the optimizer's buffers (``momentum``; ``m``, ``v``);
 * ``meta``: JSON with ``format``, ``opt_step``, ``opt_slots``, ``rng_state`` (the shuffling
-  generator's PCG64 state), ``history`` and ``config``.
+  generator's PCG64 state), ``history``, ``config`` and ``package`` (the penaltyprop release
+  that wrote the file, :func:`penaltyprop.version.package_record`).
 
 Files are written atomically (:func:`penaltyprop.fsutil.atomic_writer`): to a temporary file
 ``.checkpoint.npz-p<pid>@<host>-<random>.tmp`` in the same folder, flushed to disk, then renamed
@@ -28,6 +29,7 @@ from .backend import host_rng, set_rng_state, to_device, to_host
 from .backend import numpy as np
 from .fsutil import atomic_writer, remove_stale, temporaries, why
 from .optim import OptState
+from .version import package_record
 
 FORMAT = 1
 ZIP_MAGIC = b"PK\x03\x04"  # every .npz file is a zip archive
@@ -59,7 +61,7 @@ def save_checkpoint(path, theta, opt_state, rng_state, history, config):
             arrays[f"opt_{slot}_{l}_W"], arrays[f"opt_{slot}_{l}_b"] = to_host(W), to_host(b)
     meta = {"format": FORMAT, "n_layers": len(theta), "opt_step": int(opt_state.step),
             "opt_slots": sorted(opt_state.slots), "rng_state": rng_state, "history": history,
-            "config": config}
+            "config": config, "package": package_record()}
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_writer(path) as f:
         np.savez(f, **arrays)
@@ -88,7 +90,8 @@ def load_checkpoint(path, xp=np, history_keys=()):
     Returns
     -------
     dict with ``theta`` (list of (W, b) pairs), ``opt_state`` (OptState), ``rng_state``,
-    ``history`` and ``config``.
+    ``history``, ``config`` and ``package`` (``{"name", "version"}`` of the release that
+    wrote it; None for a file written before releases recorded it).
 
     Raises
     ------
@@ -121,7 +124,7 @@ def load_checkpoint(path, xp=np, history_keys=()):
                                   {slot: [(to_device(W, xp), to_device(b, xp)) for W, b in pairs]
                                    for slot, pairs in slots.items()}),
             "rng_state": meta["rng_state"], "history": meta["history"],
-            "config": meta["config"]}
+            "config": meta["config"], "package": meta.get("package")}
 
 
 def _read_npz(path):

@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from .commands import bench, demo, experiment, train
+from .version import __version__
 
 #: the command modules, in the order ``--help`` lists them
 COMMANDS = [demo, train, experiment, bench]
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                     description="Proximal Backpropagation (Frerix et al., ICLR 2018) in "
                                 "NumPy/CuPy. Run 'penaltyprop COMMAND --help' for a command's "
                                 "options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version of penaltyprop and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add(sub)
@@ -56,7 +59,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help (0) or a usage error, already printed (2)
+    except SystemExit as exit_:  # --help, --version (0) or a usage error, already printed (2)
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return int(args.func(args) or 0)

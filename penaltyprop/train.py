@@ -37,6 +37,7 @@ from .methods import BackProp
 from .optim import OptState
 from .runconfig import CHECKPOINT, DTYPES, HISTORY, device_data, make_config, start
 from .runlock import RunLock
+from .version import package_record
 
 __all__ = ["CHECKPOINT", "DTYPES", "HISTORY", "SERIES", "TrainResult", "evaluate", "format_epoch",
            "new_history", "train"]
@@ -61,7 +62,8 @@ class TrainResult:
         (after the last epoch; None if diverged), ``diverged`` (bool), ``diverged_epoch``
         (int or None), ``diverged_reason`` (str or None: a non-finite loss, or the solver's
         error, such as a Cholesky factorisation that failed on exploded activations),
-        ``steps`` (optimizer steps or sweeps taken).
+        ``steps`` (optimizer steps or sweeps taken), ``package`` (``{"name", "version"}`` of
+        the penaltyprop release that trained it; the last one, if resumed).
     config : dict, the run's settings (JSON-able), as stored in checkpoints.
     """
 
@@ -162,6 +164,7 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
     # Where the run starts: a checkpoint, given parameters, or net.init.
     rng = host_rng([config["seed"], 1])  # the minibatch order; independent of net.init(seed)
     theta, state, history = start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
+    history["package"] = package_record()  # the release that trains it (last, if resumed)
     # theta's structure, dtype and backend (the data were checked by device_data, a given theta
     # also for NaN by start). A diverged run's checkpoint may hold non-finite theta: the
     # evaluation below reports that, so finiteness is not checked here.

@@ -92,3 +92,16 @@ def rewrite_checkpoint(path, change):
     change(arrays, meta)
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
+
+
+def scipy_cg(H, b, x0, iterations):
+    """Exactly ``iterations`` steps of ``scipy.sparse.linalg.cg`` on H x = b from x0, with no
+    stopping rule: the reference for our CG. SciPy >= 1.12 names the relative tolerance
+    ``rtol``; older SciPy (down to our lower bound, 1.10) calls it ``tol``."""
+    import inspect
+
+    import scipy.sparse.linalg as spla
+
+    tol = "rtol" if "rtol" in inspect.signature(spla.cg).parameters else "tol"
+    x, _ = spla.cg(H, b, x0=x0, maxiter=iterations, atol=0.0, **{tol: 0.0})
+    return x

@@ -103,13 +103,14 @@ def test_conditioning_largest_eigenvalue_is_the_top_singular_value_squared(tmp_p
 
 
 def test_missing_cifar10_is_one_line(tmp_path, capsys):
-    """Without the data the command exits with status 2 and one line saying what to do."""
+    """Without the data (and told not to download it) the command exits with status 2 and one
+    line saying what to do."""
     status = cli.main(["experiment", "figure2", "--scale", "small", "--data-dir",
-                       str(tmp_path), "--out", str(tmp_path / "out")])
+                       str(tmp_path), "--out", str(tmp_path / "out"), "--no-download"])
     err = capsys.readouterr().err
     assert status == 2
     assert len(err.strip().splitlines()) == 1
-    assert "cifar-10-batches-bin" in err and "--download" in err
+    assert "cifar-10-batches-bin" in err and "leave out --no-download" in err
     assert not (tmp_path / "out").exists()
 
 

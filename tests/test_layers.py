@@ -15,7 +15,7 @@ PACKAGE = Path(penaltyprop.__file__).parent
 
 #: module (dotted, relative to the package; a package name covers its submodules) -> layer
 LAYERS = {
-    "backend": 1,
+    "backend": 1, "version": 1,
     "nonlinearities": 2, "losses": 2, "transfer": 2, "conv": 2, "patches": 2, "pooling": 2,
     "network": 2,
     "forward": 2, "checks": 2, "model_spec": 2,

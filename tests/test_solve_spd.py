@@ -77,9 +77,9 @@ def test_overwrite_b_solves_in_place_for_contiguous_layouts(cpu_path):
 def test_not_positive_definite_is_a_clear_error(cpu_path):
     A = _spd()
     A[3, 3] = -1.0  # a negative diagonal entry: no Cholesky factor exists
-    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite") as info:
         linalg.solve_spd(A, np.ones(N))
-    assert issubclass(np.linalg.LinAlgError, ValueError)
+    assert isinstance(info.value, ValueError)  # on every NumPy: the prox solvers catch ValueError
 
 
 def test_nan_in_the_matrix_is_never_a_finite_answer(cpu_path):

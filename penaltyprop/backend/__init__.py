@@ -27,6 +27,13 @@ numpy = np
 
 BACKENDS = ("numpy", "cupy")
 
+if issubclass(np.linalg.LinAlgError, ValueError):  # NumPy >= 2.0
+    LinAlgError = np.linalg.LinAlgError
+else:  # NumPy 1.x, whose LinAlgError is not a ValueError
+    class LinAlgError(np.linalg.LinAlgError, ValueError):
+        """A failed factorisation: a ``numpy.linalg.LinAlgError`` that is a ValueError on
+        every NumPy, as it is from NumPy 2.0 on (the prox solvers catch ValueError)."""
+
 _cupy = None
 
 

@@ -13,6 +13,8 @@ import contextlib
 
 import numpy as np
 
+from . import LinAlgError
+
 # CBLAS and LAPACKE enum values (cblas.h, lapacke.h).
 _ROW_MAJOR, _COL_MAJOR = 101, 102
 _NO_TRANS, _TRANS, _LOWER, _NON_UNIT, _LEFT, _RIGHT = 111, 112, 122, 131, 141, 142
@@ -76,12 +78,12 @@ class NumpyLapack:
         with self.one_thread():  # n^3/3 flops: ~1 ms for n = 500; threads only add barriers
             info = self._potrf[L.dtype](_COL_MAJOR, b"U", n, L.ctypes.data, n)
         if info > 0:
-            raise np.linalg.LinAlgError(f"the {n} x {n} matrix is not positive definite "
+            raise LinAlgError(f"the {n} x {n} matrix is not positive definite "
                                         f"(Cholesky failed at column {info})")
         if info == -4:  # LAPACKE checks its matrix argument (the 4th) for NaN first
-            raise np.linalg.LinAlgError(f"the {n} x {n} matrix contains NaN")
+            raise LinAlgError(f"the {n} x {n} matrix contains NaN")
         if info < 0:  # pragma: no cover - the other arguments are ours
-            raise np.linalg.LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
+            raise LinAlgError(f"LAPACKE_potrf rejected argument {-info}")
         return L
 
     @contextlib.contextmanager

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.linalg as _host_linalg
 
-from . import array_module
+from . import LinAlgError, array_module
 from ._openblas import NumpyLapack, find_numpy_openblas, load_numpy_lapack
 
-__all__ = ["NumpyLapack", "cho_solve", "cholesky", "cpu_spd_solver", "eigvalsh",
+__all__ = ["LinAlgError", "NumpyLapack", "cho_solve", "cholesky", "cpu_spd_solver", "eigvalsh",
            "find_numpy_openblas", "numpy_lapack", "scipy_blas_single_threaded", "scipy_own_blas",
            "solve_spd", "solve_triangular"]
 
@@ -44,7 +44,12 @@ def cholesky(A):
         if lapack is not None and lapack.supports(A):
             return lapack.cholesky(A)
         with scipy_blas_single_threaded():
-            return _host_linalg.cholesky(A, lower=True, check_finite=False)
+            try:
+                return _host_linalg.cholesky(A, lower=True, check_finite=False)
+            except np.linalg.LinAlgError as err:  # one message (SciPy's changes), a ValueError
+                n = A.shape[0]
+                raise LinAlgError(f"the {n} x {n} matrix is not positive definite (SciPy: "
+                                  f"{err})") from None
     return xp.linalg.cholesky(A)
 
 

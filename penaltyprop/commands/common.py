@@ -1,5 +1,6 @@
-"""What the commands share: argparse types, the ``--progress`` and ``--blas-threads`` flags,
-printing beside a progress bar, and one-line descriptions of data and methods."""
+"""What the commands share: argparse types, the ``--progress``, ``--blas-threads`` and
+``--download`` flags, printing beside a progress bar, and one-line descriptions of data and
+methods."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,21 @@ def add_threads_flag(parser, default):
                         help="threads for NumPy's and SciPy's BLAS (needs threadpoolctl; "
                              + ("default 1: the demo's matrices are too small to gain from "
                                 "more" if default else "default: the library's own") + ")")
+
+
+def add_download_flag(parser):
+    """``--download`` / ``--no-download``: a missing data set is downloaded unless
+    ``--no-download`` is given (``args.download``, default True). ``train`` and
+    ``experiment`` share it, so that the flag means the same in both."""
+    parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
+                        help="a missing data set (CIFAR-10, MNIST) is downloaded into the data "
+                             "folder and checksum-verified; --no-download fails instead")
+
+
+def data_hint(args) -> str:
+    """What to do on the command line when data is missing: ``" (command line: ...)"``."""
+    return (" (command line: --data-dir DIR" +
+            ("" if args.download else ", or leave out --no-download to download it") + ")")
 
 
 def add_progress_flag(parser):

@@ -37,7 +37,7 @@ DEMO_MODEL = "64-100-100-10"
 
 def add(subparsers):
     p = subparsers.add_parser(
-        "demo", help="BackProp vs ProxProp on the shipped digits (offline, ~10 s)",
+        "demo", help="BackProp vs ProxProp on the shipped digits (offline, a few seconds)",
         description="Train the MLP 64-100-100-10 (ReLU) on the shipped UCI digits with "
                     "BackProp and with ProxProp (exact prox and 3 CG iterations), same "
                     "epochs, minibatches and optimizer (Nesterov momentum 0.95), plus "

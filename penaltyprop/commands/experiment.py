@@ -8,7 +8,7 @@ from ..data import DataError
 from ..experiments import EXPERIMENTS, SCALES, run_experiment
 from ..fsutil import check_writable_dir
 from ..prox import CG_VARIANTS
-from .common import nonneg_int, path
+from .common import add_download_flag, add_threads_flag, blas_threads, data_hint, nonneg_int, path
 
 
 def add(subparsers):
@@ -34,9 +34,10 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", type=path, default=None,
                         help="folder holding cifar-10-batches-bin/ (default: the cache, "
                              "$PENALTYPROP_DATA_DIR)")
-    parser.add_argument("--download", action="store_true",
-                        help="download CIFAR-10 (170 MB, checksum-verified) when missing")
-    parser.add_argument("--backend", choices=BACKENDS, default="numpy")
+    add_download_flag(parser)
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy",
+                        help="numpy: the CPU (default); cupy: an NVIDIA GPU, with CuPy "
+                             "installed (pip install cupy-cuda12x)")
     parser.add_argument("--out", type=path, default=None,
                         help="output folder (default runs/experiments/NAME-SCALE)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
@@ -57,6 +58,7 @@ def add_arguments(parser):
                         help="family only: read MNIST from this CSV file (784 pixels and the "
                              "label per line, e.g. a 5,000-image subset; split at random, "
                              "fixed) instead of the full set")
+    add_threads_flag(parser, default=None)
     return parser
 
 
@@ -65,14 +67,14 @@ def run(args) -> int:
     if args.out is not None:  # before the data and the long work
         check_writable_dir(args.out, "--out", create=False)
     try:
-        result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
-                                seed=args.seed, backend=args.backend,
-                                cg_variant=args.cg_variant, optimizer=args.optimizer,
-                                download=args.download, mnist_csv=args.mnist_csv,
-                                model=args.model, cells=args.cells)
+        with blas_threads(args.blas_threads):
+            result = run_experiment(args.name, args.scale, data_dir=args.data_dir, out=args.out,
+                                    seed=args.seed, backend=args.backend,
+                                    cg_variant=args.cg_variant, optimizer=args.optimizer,
+                                    download=args.download, mnist_csv=args.mnist_csv,
+                                    model=args.model, cells=args.cells)
     except DataError as err:
-        print(f"penaltyprop experiment: {err} (command line: --data-dir DIR or --download)",
-              file=sys.stderr)
+        print(f"penaltyprop experiment: {err}{data_hint(args)}", file=sys.stderr)
         return 2
     print(result["markdown"])
     return 0

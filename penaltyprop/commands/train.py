@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from .. import optim
-from ..data import DATASETS, load_dataset
+from ..data import DATASETS, DataError, load_dataset
 from ..fsutil import check_writable_dir
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
 from ..train import format_epoch, train
 from .common import (
+    add_download_flag,
     add_progress_flag,
     add_threads_flag,
     blas_threads,
+    data_hint,
     describe_data,
     describe_method,
     nonneg_float,
@@ -27,6 +29,8 @@ DEFAULT_MODEL = {"digits": "64-100-100-10", "mnist": "784-1000-1000-10",
                  "cifar10": "3072-4000-1000-4000-10"}
 DEFAULT_BATCH_SIZE = {"digits": 100, "mnist": 500, "cifar10": 500}  # the paper: 500
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
+#: how a plot's title names each CNN (an MLP is named by its widths)
+CNN_TITLES = {"cnn": "CNN (Section 5.3)", "cnn-authors": "CNN (the authors' code)"}
 #: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
 #: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
 ADAM_TAU = 1e-3
@@ -48,8 +52,7 @@ def add(subparsers):
     g.add_argument("--data-dir", type=path,
                    help="folder holding the extracted data set (default: the package's cache, "
                         "or $PENALTYPROP_DATA_DIR)")
-    g.add_argument("--no-download", dest="download", action="store_false",
-                   help="fail instead of downloading a missing data set")
+    add_download_flag(g)
     g.add_argument("--subset", type=positive_int,
                    help="use the first N training samples (and proportionally fewer "
                         "validation and test samples)")
@@ -98,8 +101,11 @@ def run(args) -> int:
     lifted = method.kind == "lifted"
     if args.out is not None:  # before the data and the long work: a file, read-only, full disk
         check_writable_dir(args.out, "--out", create=False)
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
-                      dtype=args.dtype, download=args.download)
+    try:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
+                          dtype=args.dtype, download=args.download)
+    except DataError as err:  # one line, with what to do on the command line
+        raise DataError(f"{err}{data_hint(args)}") from None
     try:
         net, model = build_model(args.model or DEFAULT_MODEL[args.dataset], ds, args.activation)
     except ValueError as err:  # "model ..." names the flag
@@ -133,9 +139,30 @@ def run(args) -> int:
     if args.out is not None:
         from ..plotting import save_histories_plot
 
-        png = save_histories_plot({model: h}, args.out / "training.png")
+        label, title = plot_text(method, tau, args.model or DEFAULT_MODEL[args.dataset], model,
+                                 ds.name, steps)
+        png = save_histories_plot({label: h}, args.out / "training.png", title=title)
         say(f"wrote {args.out / 'history.json'}, {png} and {args.out / 'checkpoint.npz'}")
     return 0
+
+
+def plot_text(method, tau, model, description, data_name, steps):
+    """``(legend label, title)`` of ``training.png``.
+
+    The curve is named by the method and its step size tau; the title names the model in
+    short (an MLP by its widths, the CNN by which one it is: its full description is in the
+    run's config), the data set and how the run steps.
+
+    Parameters
+    ----------
+    method : the method object; tau : the step size (None for a lifted method).
+    model : the model string (``"64-100-10"``, ``"cnn"``, ...); description : the one line
+        :func:`~penaltyprop.model_spec.build_model` gave for it.
+    data_name : the data set's name; steps : the optimizer and batch, or "full-batch sweeps".
+    """
+    label = method.label if tau is None else f"{method.label}, tau = {tau:g}"
+    short = CNN_TITLES.get(model, description)
+    return label, f"{short} on {data_name}: {steps}"
 
 
 def settings(args):

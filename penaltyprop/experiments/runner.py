@@ -26,6 +26,7 @@ from ..forward import logits
 from ..fsutil import atomic_write_text
 from ..runlock import RunLock
 from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from ..version import package_record
 
 RESULTS = "results.json"
 
@@ -122,7 +123,10 @@ class Store:
         self.save()
 
     def save(self):
-        """Write results.json atomically (an owner-tagged temporary, then os.replace)."""
+        """Write results.json atomically (an owner-tagged temporary, then os.replace), with
+        the release that wrote it last in ``package`` (beside ``settings``, which a resumed
+        run must match: a run resumed under a newer release is not refused)."""
+        self.data["package"] = package_record()
         atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
     def train(self, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy",

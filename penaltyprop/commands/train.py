@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from .. import optim
 from ..data import DATASETS, load_dataset
-from ..fsutil import check_writable_dir
+from ..fsutil import check_output_files, check_writable_dir
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
-from ..train import format_epoch, train
+from ..train import CHECKPOINT, HISTORY, format_epoch, train
 from .common import (
     add_progress_flag,
     add_threads_flag,
@@ -27,6 +27,8 @@ DEFAULT_MODEL = {"digits": "64-100-100-10", "mnist": "784-1000-1000-10",
                  "cifar10": "3072-4000-1000-4000-10"}
 DEFAULT_BATCH_SIZE = {"digits": 100, "mnist": 500, "cifar10": 500}  # the paper: 500
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
+#: the plot ``--out`` gets beside the run's history and checkpoint
+PLOT = "training.png"
 #: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
 #: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
 ADAM_TAU = 1e-3
@@ -97,6 +99,7 @@ def run(args) -> int:
     lifted = method.kind == "lifted"
     if args.out is not None:  # before the data and the long work: a file, read-only, full disk
         check_writable_dir(args.out, "--out", create=False)
+        check_output_files(args.out, (CHECKPOINT, HISTORY, PLOT), "--out")
     ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
                       dtype=args.dtype, download=args.download)
     try:
@@ -131,7 +134,7 @@ def run(args) -> int:
     if args.out is not None:
         from ..plotting import save_histories_plot
 
-        png = save_histories_plot({model: h}, args.out / "training.png")
+        png = save_histories_plot({model: h}, args.out / PLOT)
         say(f"wrote {args.out / 'history.json'}, {png} and {args.out / 'checkpoint.npz'}")
     return 0
 

@@ -70,9 +70,10 @@ def run(args) -> int:
                                 cg_variant=args.cg_variant, optimizer=args.optimizer,
                                 download=args.download, mnist_csv=args.mnist_csv,
                                 model=args.model, cells=args.cells)
-    except DataError as err:
-        print(f"penaltyprop experiment: {err} (command line: --data-dir DIR or --download)",
-              file=sys.stderr)
+    except DataError as err:  # missing data says "download=True": give the flags instead
+        hint = " (command line: --data-dir DIR or --download)" if "download=True" in str(err) \
+            else ""
+        print(f"penaltyprop experiment: {err}{hint}", file=sys.stderr)
         return 2
     print(result["markdown"])
     return 0

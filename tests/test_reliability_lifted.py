@@ -46,11 +46,9 @@ def test_a_sweep_with_other_data_of_the_same_shape_is_refused(method):
     assert not np.array_equal(yA, yB) and not np.array_equal(XA, XB)  # really other data
     state = method.init_state(net, theta, XA, yA)
     for X, y, which in ((XB, yB, "X"), (XA, yB, "y"), (XB, yA, "X")):
-        for call in (lambda: method.sweep(net, theta, state, X, y),
-                     lambda: method.steps(net, theta, state, X, y),
-                     lambda: method.diagnostics(net, theta, state, X, y)):
+        for entry in ("sweep", "steps", "diagnostics"):
             with pytest.raises(ValueError, match=rf"other data \({which} differs\).*init_state"):
-                call()
+                getattr(method, entry)(net, theta, state, X, y)
     with pytest.raises(ValueError, match=r"other data \(y differs\)"):
         method.objective(net, theta, state, yB)
     # equal copies are the same data: the sweep is the one with the arrays themselves

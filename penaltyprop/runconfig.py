@@ -17,7 +17,8 @@ from .optim import OptState
 
 DTYPES = ("float32", "float64")
 CHECKPOINT = "checkpoint.npz"
-#: the minibatch size of an oracle method when none is given (the paper's)
+#: the minibatch size of an oracle method when none is given (the paper's; all samples when
+#: the training set is smaller)
 DEFAULT_BATCH_SIZE = 500
 HISTORY = "history.json"
 
@@ -101,8 +102,8 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
                              f"lifted method sweeps all {N} training samples at once; leave "
                              f"batch_size out (None)")
         batch_size = N
-    batch_size = check_int(DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
-                           "batch_size", 1)
+    batch_size = min(DEFAULT_BATCH_SIZE, N) if batch_size is None else \
+        check_int(batch_size, "batch_size", 1)  # the default fits any training set
     if batch_size > N:
         raise ValueError(f"batch_size={batch_size} is larger than the training set "
                          f"({N} samples)")

@@ -98,10 +98,10 @@ def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, 
         for an oracle method, None for a lifted one.
     method : a method of :mod:`penaltyprop.methods`, e.g. ``pp.ProxProp(tau_theta=0.05,
         solver="exact")``; default ``pp.BackProp()``.
-    batch_size : int, 1 .. number of training samples, default 500 (oracle methods; the last
-        minibatch of an epoch holds the remainder, so all samples are used every epoch). A
-        lifted method sweeps all N samples at once: leave it None (or give N); the config
-        records N.
+    batch_size : int, 1 .. number of training samples; default (None) 500, or all N samples
+        when there are fewer (oracle methods; the last minibatch of an epoch holds the
+        remainder, so all samples are used every epoch). A lifted method sweeps all N samples
+        at once: leave it None (or give N). The config records the size that ran.
     epochs : int >= 1, total number of epochs (sweeps for a lifted method), counting those a
         resumed run already did.
     seed : int >= 0, for the initial parameters and the minibatch order.

@@ -125,6 +125,19 @@ def test_train_records_the_full_batch_a_lifted_method_sweeps(method, digits):
               progress=False)
 
 
+def test_the_default_batch_of_an_oracle_method_fits_a_small_training_set(digits):
+    """train() refused its own default (500) on 200 samples; an explicit 500 is still refused."""
+    net = pp.mlp([64, 16, 10])
+    result = train(net, digits, optim_sgd(), pp.BackProp(), epochs=1, progress=False)
+    assert result.config["batch_size"] == len(digits.y_train) == 200
+    with pytest.raises(ValueError, match="batch_size=500 is larger than the training set"):
+        train(net, digits, optim_sgd(), pp.BackProp(), batch_size=500, progress=False)
+
+
+def optim_sgd():
+    return pp.optim.sgd(0.1)
+
+
 # ------------------------------------------------------------------ settings too extreme
 def _singular_data(dtype="float32"):
     """4 features, one of them always 0: A A^T is singular without a proximal term or ridge."""
@@ -150,6 +163,15 @@ def test_a_setting_too_extreme_for_float32_gets_advice_that_fits_the_method(meth
     # float64 resolves it (the advice is right): the same sweep succeeds there
     X64, theta64 = X.astype(np.float64), net.init(seed=0, dtype="float64")
     method.sweep(net, theta64, method.init_state(net, theta64, X64, y), X64, y)
+
+
+def test_an_overflowing_weight_is_named_not_a_setting_that_has_no_part_in_it(digits):
+    """beta = 1e300 overflows float32 in ADMM's output step; the advice was to raise ridge."""
+    result = train(pp.mlp([64, 16, 10]), digits, None, pp.ADMM(beta=1e300), epochs=3,
+                   progress=False)
+    reason = result.history["diverged_reason"]
+    assert result.diverged and "beta = 1e+300" in reason and "float64" in reason
+    assert "ridge" not in reason and "solver='cg'" not in reason
 
 
 def test_extreme_settings_in_training_give_the_advice_and_no_runtime_warnings(capsys):

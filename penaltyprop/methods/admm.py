@@ -59,11 +59,12 @@ from .base import LiftedMethod, setting
 
 
 def admm_advice(beta, gamma, ridge, dtype):
-    """What to change when an ADMM block's system fails: its ridge or weights, or the precision."""
+    """What to change when an ADMM block fails: its ridge or weights, or the precision."""
     return {"theta": f"its ridge {ridge:.3g} is too small for {dtype} (the default is the square "
                      f"root of the machine epsilon): raise ridge, or use float64",
             "a": f"its weight gamma/beta = {gamma / beta:.3g} is too small next to W^T W in "
-                 f"{dtype}: raise gamma or lower beta, or use float64"}
+                 f"{dtype}: raise gamma or lower beta, or use float64",
+            "overflow": lifted.overflow_advice(dtype, beta=beta, gamma=gamma)}
 
 
 def least_squares_step(theta_l, a_prev, z_l, ridge):
@@ -90,17 +91,20 @@ def admm_steps(net, theta, state, y, beta, gamma, ridge, loss, output_steps, upd
     advice = admm_advice(beta, gamma, ridge, a[0].dtype)
     for l in range(1, K):  # l = 1 .. K-1
         blk = net.blocks[l - 1]
-        with lifted.explain_failure(f"ADMM theta-step of layer {l}", advice["theta"], a[l - 1]):
+        with lifted.explain_failure(f"ADMM theta-step of layer {l}",
+                                    {**advice, "solve": advice["theta"]}, a[l - 1]):
             theta[l - 1] = least_squares_step(theta[l - 1], a[l - 1], z[l], ridge)
         yield "theta", l, theta, a, z, lam
         # a_l: (beta W_{l+1}^T W_{l+1} + gamma I) a = beta W_{l+1}^T (z_{l+1} - b) + gamma sigma(z_l)
-        with lifted.explain_failure(f"ADMM a-step of layer {l}", advice["a"], theta[l][0]):
+        with lifted.explain_failure(f"ADMM a-step of layer {l}",
+                                    {**advice, "solve": advice["a"]}, theta[l][0]):
             a[l] = lifted.a_step(theta[l], z[l + 1], blk.sigma(z[l]), beta, gamma)
         yield "a", l, theta, a, z, lam
         # z_l: argmin gamma/2||a_l - relu(z)||^2 + beta/2||z - phi(theta_l, a_{l-1})||^2
         z[l] = lifted.relu_prox(a[l], blk.phi(theta[l - 1], a[l - 1]), gamma, beta)
         yield "z", l, theta, a, z, lam
-    with lifted.explain_failure(f"ADMM theta-step of layer {K}", advice["theta"], a[K - 1]):
+    with lifted.explain_failure(f"ADMM theta-step of layer {K}",
+                                {**advice, "solve": advice["theta"]}, a[K - 1]):
         theta[K - 1] = least_squares_step(theta[K - 1], a[K - 1], z[K], ridge)
     yield "theta", K, theta, a, z, lam
     m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
@@ -172,6 +176,8 @@ class ADMM(LiftedMethod):
     def sweep(self, net, theta, state, X, y):
         """One sweep over every block, then the multiplier: ``(theta, state)``, both new."""
         _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
+        lifted.check_finite_sweep("ADMM", theta_new, state.sweeps + 1,
+                                  admm_advice(self.beta, self.gamma, self._ridge(X), X.dtype))
         return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1, state.y)
 
     def objective(self, net, theta, state, y):

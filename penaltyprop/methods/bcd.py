@@ -67,14 +67,16 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
         # theta_l: Eq. 44 with tau_theta = rho/alpha; delta = z^k - z^{k+1/2} in ProxProp's words
         delta = apply_A(W, b, a[l - 1]) - z[l]
         system = choose_system(W.shape[1], a[0].shape[1], exact_system)
-        with lifted.explain_failure(f"BCD theta-step of layer {l}", advice["theta"], a[l - 1], W):
+        with lifted.explain_failure(f"BCD theta-step of layer {l}",
+                                    {**advice, "solve": advice["theta"]}, a[l - 1], W):
             dW, db = prox_exact(a[l - 1], delta, rho / alpha, system)
         theta[l - 1] = (W + dW, b + db)
         yield "theta", l, theta, a, z
         if l == 1:
             break
         # a_{l-1}: (rho W_l^T W_l + gamma I) a = rho W_l^T (z_l - b_l) + gamma sigma(z_{l-1})
-        with lifted.explain_failure(f"BCD a-step of layer {l - 1}", advice["a"], theta[l - 1][0]):
+        with lifted.explain_failure(f"BCD a-step of layer {l - 1}",
+                                    {**advice, "solve": advice["a"]}, theta[l - 1][0]):
             a[l - 1] = lifted.a_step(theta[l - 1], z[l], net.blocks[l - 2].sigma(z[l - 1]), rho,
                                      gamma)
         yield "a", l - 1, theta, a, z
@@ -86,12 +88,13 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
 
 
 def bcd_advice(rho, gamma, alpha, dtype):
-    """What to change when a BCD block's system fails: its weights, or the precision."""
+    """What to change when a BCD block fails: its weights, or the precision."""
     return {"theta": f"its proximal weight alpha/rho = {alpha / rho:.3g} (tau_theta = rho/alpha "
                      f"= {rho / alpha:.3g}) is too small next to the layer's inputs in {dtype}: "
                      f"raise alpha or lower rho, or use float64",
             "a": f"its weight gamma/rho = {gamma / rho:.3g} is too small next to W^T W in "
-                 f"{dtype}: raise gamma or lower rho, or use float64"}
+                 f"{dtype}: raise gamma or lower rho, or use float64",
+            "overflow": lifted.overflow_advice(dtype, rho=rho, gamma=gamma, alpha=alpha)}
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class BCD(LiftedMethod):
     def sweep(self, net, theta, state, X, y):
         """One backward sweep over every block: ``(theta, state)``, both new."""
         _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
+        lifted.check_finite_sweep("BCD", theta_new, state.sweeps + 1,
+                                  bcd_advice(self.rho, self.gamma, self.alpha, X.dtype))
         return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1, state.y)
 
     def objective(self, net, theta, state, y):

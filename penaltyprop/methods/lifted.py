@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..backend import array_module, to_float
+from ..backend import numpy as np
 from ..backend.linalg import solve_spd
 from ..checks import check_problem
 from ..forward import forward
@@ -241,17 +242,34 @@ def state_from_arrays(net, arrays, sweeps, X, y, method) -> LiftedState:
 def explain_failure(step, advice, *inputs):
     """Within the block, a failed solve (a system that is not positive definite, a
     ValueError) becomes one ValueError that names ``step`` (e.g. "BCD theta-step of layer 2")
-    and says why: its ``inputs`` are not finite (the sweep diverged earlier), or else
-    ``advice`` (which setting to change, for this method)."""
+    and says what to change, for this method: ``advice["overflow"]`` when its ``inputs`` are
+    not finite (an earlier step diverged or overflowed), else ``advice["solve"]``."""
     try:
         yield
     except ValueError:
         xp = array_module(*inputs)
         if not all(bool(xp.isfinite(x).all()) for x in inputs):
-            raise ValueError(f"{step}: its inputs are not finite (the variables diverged in an "
-                             f"earlier step); {advice}") from None
-        raise ValueError(f"{step}: its linear system is not positive definite in "
-                         f"{inputs[0].dtype}; {advice}") from None
+            raise ValueError(f"{step}: its inputs are not finite; {advice['overflow']}") from None
+        raise ValueError(f"{step}: its linear system is not positive definite; "
+                         f"{advice['solve']}") from None
+
+
+def overflow_advice(dtype, **weights) -> str:
+    """What to say when a lifted method's variables are not finite: an extreme weight for the
+    precision (named, with its value), or float64."""
+    xp_max = float(np.finfo(dtype).max)
+    named = ", ".join(f"{k} = {v:g}" for k, v in weights.items())
+    return (f"the variables diverged or overflowed: if a weight is extreme for {dtype} (whose "
+            f"largest number is {xp_max:.2g}; {named}), bring it nearer 1, or use float64")
+
+
+def check_finite_sweep(method, theta, sweep, advice) -> None:
+    """Raise ValueError if a sweep left theta non-finite, naming the sweep and what to change
+    (the training loop records it as divergence, with this reason)."""
+    xp = array_module(theta[0][0])
+    if not bool(xp.stack([xp.isfinite(p).all() for pair in theta for p in pair]).all()):
+        raise ValueError(f"{method} sweep {sweep}: its parameters are not finite; "
+                         f"{advice['overflow']}")
 
 
 def relu_prox(a, v, gamma, c):

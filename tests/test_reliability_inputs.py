@@ -256,6 +256,13 @@ def test_a_run_file_that_is_a_folder_is_named_before_the_run(tmp_path, capsys, n
                   batch_size=50, out_dir=tmp_path, progress=False)
 
 
+def test_the_demos_output_files_are_checked_before_its_runs(tmp_path, capsys):
+    (tmp_path / "results.json").mkdir()
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'results.json'} is a folder" in err and out == ""
+
+
 def test_atomic_writes_name_their_file_not_the_temporary(tmp_path):
     target = tmp_path / "results.json"
     with pytest.raises(OSError) as err:

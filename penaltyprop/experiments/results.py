@@ -180,7 +180,7 @@ def check_runs(out, expected, data, checked=None) -> None:
         if entry.name not in expected or entry.is_symlink() or not entry.is_dir():
             raise ValueError(f"--out {out}: {entry} is not a run of this experiment (its "
                              f"configurations are {', '.join(expected)}); {ADVICE}")
-        stray = sorted(p.name for p in entry.iterdir() if p.name not in RUN_FILES
+        stray = sorted(p.name for p in entry.iterdir() if (p.name not in RUN_FILES or p.is_dir())
                        and not (p.name.startswith(".") and p.name.endswith(".tmp")))
         if stray:
             raise ValueError(f"--out {out}: {entry} holds files that no run of this experiment "

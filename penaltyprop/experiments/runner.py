@@ -26,7 +26,7 @@ from ..forward import logits
 from ..fsutil import atomic_write_text
 from ..runconfig import InexactResume, make_config
 from ..runlock import RunLock
-from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from ..train import CHECKPOINT, HISTORY, check_run_memory, format_epoch, train
 from .results import RESULTS, check_folder, check_runs, data_problem, read_results
 
 
@@ -244,6 +244,10 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
                              f"are {', '.join(keys)}")
         configs = [c for c in configs if c.key in store.cells]
     todo = [c for c in configs if c.key not in store]
+    for c in todo:  # before the estimate's first step: a configuration too large is refused
+        settings = _train_settings(c.method, scale, seed, backend)
+        check_run_memory(c.net, data, c.optimizer, c.method,
+                         {**settings, "batch_size": settings["batch_size"] or len(data.y_train)})
     if todo:
         seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
         timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())

@@ -55,7 +55,8 @@ def add_arguments(parser):
                              "later run into the same --out")
     parser.add_argument("--mnist-csv", metavar="PATH", type=path, default=None,
                         help="family only: read MNIST from this CSV file (784 pixels and the "
-                             "label per line, e.g. a 5,000-image subset; split at random, "
+                             "label per line, the label last or first; e.g. a 5,000-image "
+                             "subset; split at random, "
                              "fixed) instead of the full set")
     return parser
 

@@ -131,9 +131,11 @@ def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, 
     Raises
     ------
     ValueError
-        For any bad setting (named), data that do not fit the network, a resume without a
-        checkpoint or with different settings, or an ``out_dir`` that already holds a
-        checkpoint when ``resume`` is false.
+        For any bad setting (named), data that do not fit the network, a run that needs more
+        memory than the backend has available (:mod:`penaltyprop.memory`), a resume without a
+        checkpoint or with different settings or data, an ``out_dir`` whose checkpoint or
+        history file is a folder, or one that already holds a checkpoint when ``resume`` is
+        false.
     """
     method = BackProp() if method is None else method
     config = make_config(net, data, optimizer, method, batch_size=batch_size, epochs=epochs,

@@ -63,7 +63,7 @@ def test_an_experiment_resumed_on_other_data_is_refused(tmp_path, monkeypatch):
     real = run.load_data
     monkeypatch.setattr(run, "load_data", lambda *a, **k: _other(real(*a, **k)))
     with pytest.raises(ValueError, match=r"holds results trained on other data: .*results.json: "
-                                         r"results.json was trained on other data"):
+                                         r"its runs were trained on data 64/16/16x192:all:"):
         run_experiment("figure2", "tiny", out=tmp_path, cells=["exact"], log=_quiet)
     assert _files(tmp_path) == before  # nothing trained, nothing written
 
@@ -95,7 +95,7 @@ def test_results_of_an_earlier_version_are_checked_by_their_runs_fingerprints(tm
     (tmp_path / "results.json").write_text(json.dumps(stored))
     real = run.load_data
     monkeypatch.setattr(run, "load_data", lambda *a, **k: _other(real(*a, **k)))
-    with pytest.raises(ValueError, match="run 'backprop' was trained on other data"):
+    with pytest.raises(ValueError, match="its run 'backprop' was trained on data 64/16/16x192:[0-9a-f]"):
         run_experiment("figure2", "tiny", out=tmp_path, cells=["exact"], log=_quiet)
     monkeypatch.setattr(run, "load_data", real)  # the same data: resumed, and recorded now
     run_experiment("figure2", "tiny", out=tmp_path, cells=["exact"], log=_quiet)

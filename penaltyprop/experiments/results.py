@@ -121,25 +121,24 @@ def record_problem(record):
 
 
 def recorded_fingerprints(data):
-    """``[(where, fingerprint)]``: the data fingerprints a results file records, in itself and
+    """``[(whose, fingerprint)]``: the data fingerprints a results file records, in itself and
     in its runs' configs (files written before it recorded one hold only the latter)."""
-    found = [("results.json", data["data_fingerprint"])] if "data_fingerprint" in data else []
+    found = [("its runs were", data["data_fingerprint"])] if "data_fingerprint" in data else []
     for key, record in data["runs"].items():
         config = record.get("config", {})
         fp = config.get("data", {}).get("fingerprint") if isinstance(config.get("data"), dict) \
             else None
         if fp is not None:
-            found.append((f"run {key!r}", fp))
+            found.append((f"its run {key!r} was", fp))
     return found
 
 
 def data_problem(stored, data, fingerprint):
     """Why the runs of ``stored`` (a results file's content) were not trained on ``data``
     (whose :func:`~penaltyprop.data.fingerprint` is ``fingerprint``), or None."""
-    for where, recorded in recorded_fingerprints(stored):
+    for who, recorded in recorded_fingerprints(stored):
         if recorded != fingerprint and (":all:" in recorded or not same_data(recorded, data)):
-            return (f"{where} was trained on other data than these (data fingerprint "
-                    f"{recorded}, these {fingerprint})")
+            return f"{who} trained on data {recorded}, these are {fingerprint}"
     return None
 
 

@@ -90,7 +90,6 @@ class Store:
         self.path = self.out / RESULTS
         self.log = log
         self.lock = RunLock(self.out, what="experiment")
-        self.dataset = data
         self.fingerprint = None if data is None else fingerprint(data)
         self.expected, self.checked = {}, {}  # check_runs: configurations, entries found good
         settings = json.loads(json.dumps(settings))  # normalise tuples to lists

@@ -129,6 +129,9 @@ def check_objective_args(net, theta, state, y, method):
     (``a[0]``); a state built by hand, ``LiftedState(a, z)``, holds no labels to compare."""
     if not isinstance(state, LiftedState):
         raise ValueError(f"state must be a LiftedState, got {type(state).__name__}")
+    if not (isinstance(state.a, (list, tuple)) and state.a):
+        raise ValueError("state.a must be the list of activations a[0] = X, a[1], ...; make the "
+                         "state with method.init_state(net, theta, X, y)")
     check_state(net, theta, state, state.a[0], y, method, sweep=False)
 
 
@@ -143,7 +146,8 @@ def check_state_shapes(net, state, X, method):
                          f"{len(state.a)} entries, z {len(state.z)}; expected {K} and {K + 1}): "
                          f"it belongs to another network; make a new state with "
                          f"method.init_state(net, theta, X, y)")
-    want = [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K)]
+    want = [("a[0]", state.a[0], tuple(X.shape))]  # X itself
+    want += [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K)]
     want += [(f"z[{l}]", state.z[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K + 1)]
     if state.lam is not None:
         want.append(("lam", state.lam, (net.n_classes, N)))

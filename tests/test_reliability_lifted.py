@@ -183,6 +183,14 @@ def test_extreme_settings_in_training_give_the_advice_and_no_runtime_warnings(ca
     assert status == 0
     assert "raise alpha or lower rho" in out and "solver='cg'" not in out
     assert "Warning" not in err
+    with warnings.catch_warnings():  # the bench sweeps directly, outside train()
+        warnings.simplefilter("error")
+        status = cli.main(["bench", "--method", "bcd", "--rho", "1e300", "--model", "64-100-10",
+                           "--batch-size", "100", "--repetitions", "1", "--no-breakdown"])
+    err = capsys.readouterr().err  # the bench's progress lines, then the error
+    assert status == 2 and "Warning" not in err
+    assert err.strip().splitlines()[-1].startswith("penaltyprop bench: error: BCD theta-step")
+    assert "raise alpha or lower rho" in err
 
 
 # ------------------------------------------------------------------ exact resume

@@ -175,7 +175,8 @@ class ADMM(LiftedMethod):
 
     def sweep(self, net, theta, state, X, y):
         """One sweep over every block, then the multiplier: ``(theta, state)``, both new."""
-        _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
+        with lifted.quiet_overflow():  # the result is checked below
+            _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
         lifted.check_finite_sweep("ADMM", theta_new, state.sweeps + 1,
                                   admm_advice(self.beta, self.gamma, self._ridge(X), X.dtype))
         return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1, state.y)

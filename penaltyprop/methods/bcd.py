@@ -145,7 +145,8 @@ class BCD(LiftedMethod):
 
     def sweep(self, net, theta, state, X, y):
         """One backward sweep over every block: ``(theta, state)``, both new."""
-        _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
+        with lifted.quiet_overflow():  # the result is checked below
+            _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
         lifted.check_finite_sweep("BCD", theta_new, state.sweeps + 1,
                                   bcd_advice(self.rho, self.gamma, self.alpha, X.dtype))
         return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1, state.y)

@@ -267,6 +267,13 @@ def overflow_advice(dtype, **weights) -> str:
             f"largest number is {xp_max:.2g}; {named}), bring it nearer 1, or use float64")
 
 
+def quiet_overflow():
+    """NumPy's overflow warnings off, within a sweep whose result is checked instead
+    (:func:`check_finite_sweep`, :func:`explain_failure`): an extreme weight then gives one
+    error with advice, not a RuntimeWarning per line."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def check_finite_sweep(method, theta, sweep, advice) -> None:
     """Raise ValueError if a sweep left theta non-finite, naming the sweep and what to change
     (the training loop records it as divergence, with this reason)."""

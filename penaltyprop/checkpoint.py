@@ -5,9 +5,12 @@ run code when loaded. Arrays are stored under flat names, everything else as one
 
 * ``theta_{l}_W``, ``theta_{l}_b``: the parameters of linear layer l+1 (0-based list index);
 * ``opt_{slot}_{l}_W``, ``opt_{slot}_{l}_b``: the optimizer's buffers (``momentum``; ``m``, ``v``);
+* ``state_{name}``: a lifted method's per-sample variables (``a1``, ``z1``, ..., ``lam``), so
+  that a resumed BCD or ADMM run continues exactly;
 * ``meta``: JSON with ``format``, ``opt_step``, ``opt_slots``, ``rng_state`` (the shuffling
-  generator's PCG64 state), ``history``, ``config`` and ``package`` (the penaltyprop release
-  that wrote the file, :func:`penaltyprop.version.package_record`).
+  generator's PCG64 state), ``history``, ``config``, ``package`` (the penaltyprop release
+  that wrote the file, :func:`penaltyprop.version.package_record`) and, for a lifted method,
+  ``method_state`` (``{"sweeps": int, "arrays": [name, ...]}``).
 
 Files are written atomically (:func:`penaltyprop.fsutil.atomic_writer`): to a temporary file
 ``.checkpoint.npz-p<pid>@<host>-<random>.tmp`` in the same folder, flushed to disk, then renamed
@@ -40,7 +43,7 @@ class CheckpointError(ValueError):
     """A file is missing, is not a penaltyprop checkpoint, or is damaged; names the file."""
 
 
-def save_checkpoint(path, theta, opt_state, rng_state, history, config):
+def save_checkpoint(path, theta, opt_state, rng_state, history, config, method_state=None):
     """Write a checkpoint atomically.
 
     Parameters
@@ -51,6 +54,8 @@ def save_checkpoint(path, theta, opt_state, rng_state, history, config):
     opt_state : :class:`penaltyprop.optim.OptState`.
     rng_state : dict, from :func:`penaltyprop.backend.rng_state`.
     history, config : JSON-able dicts.
+    method_state : optional ``(arrays, sweeps)``: a lifted method's variables (a dict of
+        name -> array, :func:`penaltyprop.methods.lifted.state_arrays`) and its sweep count.
     """
     path = Path(path)
     arrays = {}
@@ -62,6 +67,11 @@ def save_checkpoint(path, theta, opt_state, rng_state, history, config):
     meta = {"format": FORMAT, "n_layers": len(theta), "opt_step": int(opt_state.step),
             "opt_slots": sorted(opt_state.slots), "rng_state": rng_state, "history": history,
             "config": config, "package": package_record()}
+    if method_state is not None:
+        state, sweeps = method_state
+        for name, value in state.items():
+            arrays[f"state_{name}"] = to_host(value)
+        meta["method_state"] = {"sweeps": int(sweeps), "arrays": sorted(state)}
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_writer(path) as f:
         np.savez(f, **arrays)
@@ -90,8 +100,9 @@ def load_checkpoint(path, xp=np, history_keys=()):
     Returns
     -------
     dict with ``theta`` (list of (W, b) pairs), ``opt_state`` (OptState), ``rng_state``,
-    ``history``, ``config`` and ``package`` (``{"name", "version"}`` of the release that
-    wrote it; None for a file written before releases recorded it).
+    ``history``, ``config``, ``package`` (``{"name", "version"}`` of the release that
+    wrote it; None for a file written before releases recorded it) and ``method_state``
+    (None, or ``(arrays, sweeps)`` as saved, the arrays on ``xp``).
 
     Raises
     ------
@@ -102,14 +113,7 @@ def load_checkpoint(path, xp=np, history_keys=()):
     """
     path = Path(path)
     arrays = _read_npz(path)
-    if "meta" not in arrays:
-        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (no meta entry)")
-    try:
-        meta = json.loads(str(arrays["meta"])) if arrays["meta"].dtype.kind == "U" else None
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (meta is not JSON)")
+    meta = _read_meta(path, arrays)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; this "
                               f"version reads format {FORMAT}")
@@ -124,11 +128,61 @@ def load_checkpoint(path, xp=np, history_keys=()):
                                   {slot: [(to_device(W, xp), to_device(b, xp)) for W, b in pairs]
                                    for slot, pairs in slots.items()}),
             "rng_state": meta["rng_state"], "history": meta["history"],
-            "config": meta["config"], "package": meta.get("package")}
+            "config": meta["config"], "package": meta.get("package"),
+            "method_state": _method_state(path, arrays, meta, theta[0][0].dtype, xp)}
 
 
-def _read_npz(path):
-    """Every array of the .npz file ``path``, as a dict; CheckpointError for anything else."""
+def _method_state(path, arrays, meta, dtype, xp):
+    """``(arrays, sweeps)`` of a lifted method's saved variables, checked; None if none."""
+    saved = meta.get("method_state")
+    if saved is None:
+        return None
+    names, sweeps = (saved.get("arrays"), saved.get("sweeps")) if isinstance(saved, dict) \
+        else (None, None)
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)) \
+            or not _is_int(sweeps) or sweeps < 0:
+        raise CheckpointError(f"{path} is a damaged checkpoint: method_state is {saved!r}, not "
+                              f"{{'sweeps': int, 'arrays': [name, ...]}}")
+    state = {}
+    for name in names:
+        value = arrays.get(f"state_{name}")
+        if value is None or value.dtype != dtype or value.ndim != 2:
+            got = "missing" if value is None else f"{value.dtype}{value.shape}"
+            raise CheckpointError(f"{path} is a damaged checkpoint: state_{name} is {got}, not "
+                                  f"a 2-d {dtype} array like theta")
+        state[name] = to_device(value, xp)
+    return state, sweeps
+
+
+def read_config(path):
+    """``(config, has_method_state)``: the run's settings that a checkpoint holds, and whether
+    it keeps a lifted method's state, read without its arrays.
+
+    Raises CheckpointError naming the file, as :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    meta = _read_meta(path, _read_npz(path, only="meta"))
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path} is a damaged checkpoint: config is missing or not a dict")
+    return meta["config"], meta.get("method_state") is not None
+
+
+def _read_meta(path, arrays):
+    """The ``meta`` entry as a dict; CheckpointError if it is missing or not JSON."""
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (no meta entry)")
+    try:
+        meta = json.loads(str(arrays["meta"])) if arrays["meta"].dtype.kind == "U" else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a penaltyprop checkpoint (meta is not JSON)")
+    return meta
+
+
+def _read_npz(path, only=None):
+    """Every array of the .npz file ``path`` (or only the one named ``only``), as a dict;
+    CheckpointError for anything else."""
     try:
         with open(path, "rb") as f:
             head = f.read(len(ZIP_MAGIC))
@@ -140,7 +194,7 @@ def _read_npz(path):
         raise CheckpointError(f"{path} is not a penaltyprop checkpoint (not an .npz file)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
+            return {name: f[name] for name in f.files if only is None or name == only}
     except ValueError as err:  # e.g. an object array: NumPy's text advises allow_pickle
         raise CheckpointError(f"{path} is not a penaltyprop checkpoint (it holds an array "
                               f"that is not plain numbers or text)") from err

@@ -71,6 +71,11 @@ def main(argv=None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"penaltyprop {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
+    except MemoryError as err:  # an allocation the estimate (penaltyprop.memory) let through
+        detail = f" ({' '.join(str(err).split())})" if str(err) else ""
+        print(f"penaltyprop {args.command}: error: out of memory{detail}; use a smaller model, "
+              f"batch or data set", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"penaltyprop {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,8 @@ Standard library only, so that every layer may use it.
 
 * :func:`check_writable_dir` checks, before long work starts, that a folder can be created and
   written, and fails with one line naming the path and the argument or flag it came from.
+* :func:`check_output_files` checks, before long work starts, that no file it will write is
+  a folder or a dangling link.
 * :func:`atomic_writer` writes a file through a temporary next to it, then renames it into place.
   The temporary's name records its owner, ``.<name>-p<pid>@<host>-<random>.tmp``, so that a
   later process can tell a leftover of a killed writer from the file of a live one.
@@ -100,6 +102,10 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise error(f"{name} {path} is a file, not a folder")
+    for link in (path, *path.parents):  # "File exists" from mkdir would not say why
+        if link.is_symlink() and not link.exists():
+            raise error(f"{name} {path}: {link} is a link to {os.readlink(link)}, which does not "
+                        f"exist; create the folder it points to, or remove the link")
     target = path
     if create:
         try:
@@ -129,6 +135,26 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
     return path
 
 
+def check_output_files(folder, files, name, error=ValueError) -> None:
+    """Raise ``error`` if a file that a run will write into ``folder`` is a folder, or a link
+    that leads nowhere: found before the work, not at its first write.
+
+    Parameters
+    ----------
+    folder : path-like (it may not exist yet).
+    files : names of the files the run writes there (``"checkpoint.npz"``, ``"a/b.png"``).
+    name : the argument or flag ``folder`` came from, for the message.
+    """
+    for file in files:
+        path = Path(folder).expanduser() / file
+        if path.is_dir():
+            raise error(f"{name} {folder}: {path} is a folder, where the run writes its "
+                        f"{Path(file).name}; move it away or choose another {name}")
+        if path.is_symlink() and not path.exists():
+            raise error(f"{name} {folder}: {path} is a link to {os.readlink(path)}, which does "
+                        f"not exist; remove the link or choose another {name}")
+
+
 @contextlib.contextmanager
 def atomic_writer(path):
     """Open a binary file that replaces ``path`` only when the ``with`` block succeeds.
@@ -136,15 +162,19 @@ def atomic_writer(path):
     The data goes to ``.<name>-p<pid>@<host>-<random>.tmp`` in the same folder (with the
     permissions a plain ``open`` would give, 0666 less the umask); it is flushed to disk, then
     renamed over ``path`` (``os.replace``, atomic on POSIX and Windows). On any
-    error the temporary is deleted; after a kill -9 :func:`remove_stale` recognises it.
+    error the temporary is deleted, and an OSError (a full disk, ``path`` a folder) names
+    ``path``; after a kill -9 :func:`remove_stale` recognises the temporary.
 
     Yields
     ------
     A binary file object.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-{owner_tag()}-",
-                               suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-{owner_tag()}-",
+                                   suffix=".tmp")
+    except OSError as err:  # the folder is missing, read-only, or its disk is full
+        raise _naming(err, path) from err
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide results from the user's group
@@ -153,9 +183,18 @@ def atomic_writer(path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, or path is a folder: name path, not the temporary
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(err, path) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(err, path):
+    """``err`` (an OSError) as the same error about ``path``: "No space left on device" comes
+    without a file name, and a failed rename names the deleted temporary."""
+    return type(err)(err.errno, err.strerror or str(err), str(path))
 
 
 def _umask() -> int:

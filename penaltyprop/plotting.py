@@ -24,7 +24,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+from .fsutil import atomic_writer
+
 DPI = 90  # the experiments' figures: keeps every PNG well under 200 KB
+
+
+def save_figure(fig, path) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically (:func:`penaltyprop.fsutil.atomic_writer`):
+    never a half-written image, and a full disk is an error that names ``path``."""
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png")
 
 
 def figure_histories(histories, title=None) -> Figure:
@@ -66,7 +75,8 @@ def save_histories_plot(histories, path, title=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = figure_histories(histories, title=title)
-    FigureCanvasAgg(fig).print_png(str(path))
+    FigureCanvasAgg(fig)  # an Agg canvas: no display, no GUI backend
+    save_figure(fig, path)
     return path
 
 
@@ -103,7 +113,7 @@ def curve_panels(records, panels, path, title, ncols=None):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def table1_figure(taus, rows, path, title):
@@ -128,7 +138,7 @@ def table1_figure(taus, rows, path, title):
     ax.set_title(textwrap.fill(title, 70) + "\n(x at the top: diverged)", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def spectra_figure(spectra, path, title):
@@ -144,7 +154,7 @@ def spectra_figure(spectra, path, title):
     ax.set_title(textwrap.fill(title, 70), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def residuals_figure(records, path, title):
@@ -181,4 +191,4 @@ def residuals_figure(records, path, title):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path)
+    save_figure(fig, path)

@@ -10,13 +10,16 @@ from __future__ import annotations
 from .backend import get_backend, set_rng_state, to_device
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import check_dtype, check_int, check_labels, check_theta, check_X
-from .data import batch_last, fingerprint
+from .data import batch_last, fingerprint, same_data
 from .history import check_history, new_history
 from .methods import Method
 from .optim import OptState
 
 DTYPES = ("float32", "float64")
 CHECKPOINT = "checkpoint.npz"
+#: the minibatch size of an oracle method when none is given (the paper's; all samples when
+#: the training set is smaller)
+DEFAULT_BATCH_SIZE = 500
 HISTORY = "history.json"
 
 
@@ -34,22 +37,29 @@ def device_data(net, data, xp, dtype):
     return arrays
 
 
-def start(net, optimizer, method, config, theta, out_dir, resume, rng, xp):
-    """``(theta, optimizer state, history)`` of a new run, or of the checkpoint to resume."""
+class InexactResume(CheckpointError):
+    """A lifted method's checkpoint without the method's state (an older version wrote it): it
+    could only restart the per-sample variables, so the run would not continue exactly."""
+
+
+def start(net, optimizer, method, config, theta, out_dir, resume, rng, xp, data=None):
+    """``(theta, optimizer state, history, method state)`` of a new run, or of the checkpoint
+    to resume; the method state is None, or a lifted method's saved ``(arrays, sweeps)``."""
     if resume:
         if theta is not None:
             raise ValueError("theta and resume=True exclude each other: a resumed run "
                              "continues from its checkpoint")
         if out_dir is None:
             raise ValueError("resume=True needs the out_dir of the run to continue")
-        theta, state, history = resume_from(out_dir / CHECKPOINT, config, rng, xp)
+        theta, state, history, saved = resume_from(out_dir / CHECKPOINT, config, rng, xp,
+                                                   lifted=method.kind == "lifted", data=data)
         try:  # a tampered file: theta of another shape or dtype than the run's
             check_theta(net, theta, finite=False)  # a diverged run's theta is not finite
             if str(theta[0][0].dtype) != config["dtype"]:
                 raise ValueError(f"theta has dtype {theta[0][0].dtype}, the run {config['dtype']}")
         except ValueError as err:
             raise CheckpointError(f"{out_dir / CHECKPOINT} is a damaged checkpoint: {err}") from None
-        return theta, state, history
+        return theta, state, history, saved
     if out_dir is not None and (out_dir / CHECKPOINT).exists():
         raise ValueError(f"out_dir {out_dir} already holds {CHECKPOINT}: resume it "
                          f"(resume=True, --resume) or choose another out_dir")
@@ -58,7 +68,7 @@ def start(net, optimizer, method, config, theta, out_dir, resume, rng, xp):
     else:  # given parameters must be finite (only a resumed, diverged run's may not be)
         check_theta(net, theta, like=xp.zeros(1, dtype=config["dtype"]))
     state = OptState(0, {}) if optimizer is None else optimizer.init(theta)
-    return theta, state, new_history()
+    return theta, state, new_history(), None
 
 
 def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype, backend,
@@ -87,7 +97,14 @@ def make_config(net, data, optimizer, method, *, batch_size, epochs, seed, dtype
         raise ValueError(f"the network has {net.n_classes} outputs, the data set "
                          f"{data.name!r} has {data.n_classes} classes")
     N = len(data.y_train)
-    batch_size = check_int(batch_size, "batch_size", 1)
+    if method.kind == "lifted":  # every sweep uses all N samples: record that
+        if batch_size is not None and check_int(batch_size, "batch_size", 1) != N:
+            raise ValueError(f"batch_size={batch_size} does not apply to {method.label}: a "
+                             f"lifted method sweeps all {N} training samples at once; leave "
+                             f"batch_size out (None)")
+        batch_size = N
+    batch_size = min(DEFAULT_BATCH_SIZE, N) if batch_size is None else \
+        check_int(batch_size, "batch_size", 1)  # the default fits any training set
     if batch_size > N:
         raise ValueError(f"batch_size={batch_size} is larger than the training set "
                          f"({N} samples)")
@@ -125,18 +142,42 @@ def legacy_config(config):
     return config
 
 
-def resume_from(path, config, rng, xp):
-    """Parameters, optimizer state and history from a checkpoint; restores ``rng``."""
+#: settings a resumed run may change: extend it, move it, evaluate differently
+FREE = ("epochs", "backend", "eval_chunk")
+
+
+def config_differences(old, config, data=None):
+    """``(keys, config)``: the settings (not :data:`FREE`) in which a checkpoint's config
+    ``old`` differs from this run's ``config``, and ``config`` as compared (a checkpoint from
+    before fingerprints compares without one; one written with an earlier fingerprint of the
+    same ``data`` compares equal)."""
+    old = legacy_config(old)
+    recorded = old.get("data", {}).get("fingerprint") if isinstance(old.get("data"), dict) else None
+    if recorded is None:  # a checkpoint from before fingerprints
+        config = {**config, "data": {k: v for k, v in config["data"].items() if k != "fingerprint"}}
+    elif data is not None and recorded != config["data"]["fingerprint"] and same_data(recorded, data):
+        config = {**config, "data": {**config["data"], "fingerprint": recorded}}  # an earlier form
+    return sorted(k for k in set(old) | set(config)
+                  if k not in FREE and old.get(k) != config.get(k)), config
+
+
+def resume_from(path, config, rng, xp, lifted=False, data=None):
+    """Parameters, optimizer state, history and a lifted method's saved state from a
+    checkpoint; restores ``rng``. The data must be the same (:func:`~penaltyprop.data.same_data`)."""
     if not path.exists():
         raise ValueError(f"no checkpoint to resume: {path} does not exist")
     ckpt = load_checkpoint(path, xp, history_keys=tuple(k for k in new_history()
                                                         if k != "diagnostics"))  # added later
-    free = ("epochs", "backend", "eval_chunk")  # extend a run, move it, evaluate differently
+    if lifted and ckpt["method_state"] is None:
+        raise InexactResume(f"{path} holds no state of the lifted method (an older version "
+                            f"wrote it): resuming would restart its per-sample variables and "
+                            f"not continue the run exactly; delete it (or choose another "
+                            f"out_dir) to start the run again")
+    if ckpt["method_state"] is not None and ckpt["method_state"][1] != ckpt["opt_state"].step:
+        raise CheckpointError(f"{path} is a damaged checkpoint: its method state counts "
+                              f"{ckpt['method_state'][1]} sweeps, its run {ckpt['opt_state'].step}")
     old = legacy_config(ckpt["config"])
-    if "fingerprint" not in old.get("data", {}):  # a checkpoint from before fingerprints
-        config = {**config, "data": {k: v for k, v in config["data"].items() if k != "fingerprint"}}
-    differ = sorted(k for k in set(old) | set(config)
-                    if k not in free and old.get(k) != config.get(k))
+    differ, config = config_differences(old, config, data)
     if differ:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in differ)
         raise ValueError(f"cannot resume {path} with different settings ({detail})")
@@ -148,4 +189,4 @@ def resume_from(path, config, rng, xp):
     history = ckpt["history"]
     history.setdefault("diagnostics", [])
     history["test_loss"] = history["test_acc"] = None  # recomputed after the last epoch
-    return ckpt["theta"], ckpt["opt_state"], history
+    return ckpt["theta"], ckpt["opt_state"], history, ckpt["method_state"]

@@ -29,11 +29,19 @@ from tqdm import tqdm
 
 from .backend import array_module, get_backend, host_rng, rng_state, to_device, to_float
 from .backend import numpy as np
-from .checkpoint import remove_stale_temporaries, save_checkpoint
+from .checkpoint import CheckpointError, remove_stale_temporaries, save_checkpoint
 from .checks import check_int, check_theta
-from .fsutil import atomic_write_text, check_writable_dir, remove_stale, temporaries
+from .fsutil import (
+    atomic_write_text,
+    check_output_files,
+    check_writable_dir,
+    remove_stale,
+    temporaries,
+)
 from .history import SERIES, evaluate, format_epoch, new_history
+from .memory import check_memory, layer_sizes, run_bytes
 from .methods import BackProp
+from .methods.lifted import state_arrays, state_from_arrays
 from .optim import OptState
 from .runconfig import CHECKPOINT, DTYPES, HISTORY, device_data, make_config, start
 from .runlock import RunLock
@@ -77,7 +85,7 @@ class TrainResult:
         return bool(self.history["diverged"])
 
 
-def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, seed=0,
+def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, seed=0,
           dtype="float32", backend="numpy", theta=None, out_dir=None, resume=False,
           progress=None, on_epoch=None, eval_chunk=5000, check_every=10) -> TrainResult:
     r"""Train ``net`` on ``data`` with a training method (and, for oracle methods, an optimizer).
@@ -92,8 +100,11 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
         for an oracle method, None for a lifted one.
     method : a method of :mod:`penaltyprop.methods`
         For example ``pp.ProxProp(tau_theta=0.05, solver="exact")``; default ``pp.BackProp()``.
-    batch_size : int, 1 .. number of training samples (oracle methods; the last minibatch of
-        an epoch holds the remainder, so all samples are used every epoch).
+    batch_size : int or None
+        1 .. number of training samples; default (None) 500, or all N samples when there are
+        fewer (oracle methods; the last minibatch of an epoch holds the remainder, so all
+        samples are used every epoch). A lifted method sweeps all N samples at once: leave it
+        None (or give N). The config records the size that ran.
     epochs : int >= 1, total number of epochs (sweeps for a lifted method), counting those a
         resumed run already did.
     seed : int >= 0, for the initial parameters and the minibatch order.
@@ -104,8 +115,9 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
     out_dir : path-like, optional
         Writes ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume : bool
-        Continue the run checkpointed in ``out_dir`` (same settings; ``epochs`` may grow). A
-        lifted method restarts its per-sample variables from the checkpointed theta.
+        Continue the run checkpointed in ``out_dir`` (same settings and data; ``epochs`` may
+        grow). A lifted method's per-sample variables are checkpointed too, so a resumed run
+        of any method ends exactly where an uninterrupted one does.
     progress : bool or None
         Show a tqdm progress bar (default: when stderr is a terminal).
     on_epoch : callable, optional
@@ -122,9 +134,11 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
     Raises
     ------
     ValueError
-        For any bad setting (named), data that do not fit the network, a resume without a
-        checkpoint or with different settings, or an ``out_dir`` that already holds a
-        checkpoint when ``resume`` is false.
+        For any bad setting (named), data that do not fit the network, a run that needs more
+        memory than the backend has available (:mod:`penaltyprop.memory`), a resume without a
+        checkpoint or with different settings or data, an ``out_dir`` whose checkpoint or
+        history file is a folder, or one that already holds a checkpoint when ``resume`` is
+        false.
 
     Examples
     --------
@@ -144,13 +158,31 @@ def train(net, data, optimizer=None, method=None, *, batch_size=500, epochs=1, s
                           seed=seed, dtype=dtype, backend=backend, eval_chunk=eval_chunk)
     run = dict(theta=theta, resume=resume, progress=progress, on_epoch=on_epoch,
                check_every=check_int(check_every, "check_every", 1))
+    check_run_memory(net, data, optimizer, method, config)  # before anything is allocated
+    # A diverging run overflows on purpose: its loss is checked, warnings add nothing.
+    quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     if out_dir is None:
-        return _train(net, data, optimizer, method, config, out_dir=None, **run)
+        with quiet:
+            return _train(net, data, optimizer, method, config, out_dir=None, **run)
     out_dir = check_writable_dir(out_dir, "out_dir")  # before any long work
-    with RunLock(out_dir, what="run") as lock:  # a second run into the same folder fails at once
+    check_output_files(out_dir, (CHECKPOINT, HISTORY), "out_dir")
+    with RunLock(out_dir, what="run") as lock, quiet:  # a second run into it fails at once
         remove_stale_temporaries(out_dir / CHECKPOINT, since=lock.since)  # kill -9 leftovers
         remove_stale(out_dir, temporaries(out_dir / HISTORY), since=lock.since)
         return _train(net, data, optimizer, method, config, out_dir=out_dir, **run)
+
+
+def check_run_memory(net, data, optimizer, method, config):
+    """Raise ValueError if the run needs more memory than its backend has available
+    (:mod:`penaltyprop.memory`: a lower bound from the shapes, checked before any array)."""
+    xp = get_backend(config["backend"])
+    slots = 0 if optimizer is None else len(optimizer.init([(np.zeros((1, 1)), np.zeros(1))]).slots)
+    n = len(data.y_train) + len(data.y_val) + len(data.y_test)
+    parts = run_bytes(net, n, config["batch_size"], config["dtype"],
+                      lifted=method.kind == "lifted", optimizer_slots=slots,
+                      prox=hasattr(method, "tau_theta"), eval_chunk=config["eval_chunk"])
+    check_memory(parts, xp, f"the run ({sum(w + b for w, b, *_ in layer_sizes(net)):,} "
+                            f"parameters, batch {config['batch_size']}, {n} samples)")
 
 
 def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, progress, on_epoch,
@@ -163,18 +195,29 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
 
     # Where the run starts: a checkpoint, given parameters, or net.init.
     rng = host_rng([config["seed"], 1])  # the minibatch order; independent of net.init(seed)
-    theta, state, history = start(net, optimizer, method, config, theta, out_dir, resume, rng, xp)
+    theta, state, history, saved = start(net, optimizer, method, config, theta, out_dir, resume,
+                                         rng, xp, data=data)
     history["package"] = package_record()  # the release that trains it (last, if resumed)
     # theta's structure, dtype and backend (the data were checked by device_data, a given theta
     # also for NaN by start). A diverged run's checkpoint may hold non-finite theta: the
     # evaluation below reports that, so finiteness is not checked here.
     check_theta(net, theta, like=X, finite=False)
     lifted = method.kind == "lifted"
-    method_state = method.init_state(net, theta, X, y) if lifted else None
+    method_state = None
+    if lifted and saved is not None:  # resumed: the variables exactly as checkpointed
+        try:
+            method_state = state_from_arrays(net, saved[0], saved[1], X, y, method.name)
+        except ValueError as err:
+            raise CheckpointError(f"{out_dir / CHECKPOINT} is a damaged checkpoint: {err}") \
+                from None
+    elif lifted:
+        method_state = method.init_state(net, theta, X, y)
 
     def save():
         if out_dir is not None:
-            save_checkpoint(out_dir / CHECKPOINT, theta, state, rng_state(rng), history, config)
+            kept = None if not lifted else (state_arrays(method_state), method_state.sweeps)
+            save_checkpoint(out_dir / CHECKPOINT, theta, state, rng_state(rng), history, config,
+                            method_state=kept)
             _write_json(out_dir / HISTORY, history)
 
     def record_eval(epoch, batch_loss, epoch_time):
@@ -207,8 +250,7 @@ def _train(net, data, optimizer, method, config, *, theta, out_dir, resume, prog
     bar = tqdm(total=(epochs - done) * steps_per_epoch if not history["diverged"] else 0,
                disable=not show, unit="sweep" if lifted else "step", leave=False,
                dynamic_ncols=True)
-    # A diverging run overflows on purpose: the loss is checked below, warnings add nothing.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
+    with bar:
         for epoch in range(done + 1, epochs + 1):
             if history["diverged"]:
                 break

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_info
 import penaltyprop as pp
 from penaltyprop.cli import build_parser, main
 from penaltyprop.commands import experiment, train
-from penaltyprop.data import DataError
+from penaltyprop.data import DataError, MissingDataError
 
 COMMANDS = {"train": ["train"], "experiment": ["experiment", "figure2"]}
 
@@ -61,7 +61,7 @@ def test_experiment_hands_the_choice_to_the_run_and_says_what_to_do(capsys, monk
 
     def missing(name, scale, **kwargs):
         seen.update(kwargs)
-        raise DataError("CIFAR-10 not found")
+        raise MissingDataError("CIFAR-10 not found")
 
     monkeypatch.setattr(experiment, "run_experiment", missing)
     status = main(["experiment", "figure2", "--data-dir", str(tmp_path), *flags])
@@ -71,6 +71,17 @@ def test_experiment_hands_the_choice_to_the_run_and_says_what_to_do(capsys, monk
     assert ("leave out --no-download" in err) is not download
 
 
+def test_experiment_gives_the_download_hint_only_for_missing_data(capsys, monkeypatch, tmp_path):
+    """A corrupt file is not fixed by --data-dir or by downloading: no hint then."""
+    def corrupt(name, scale, **kwargs):
+        raise DataError("mnist.csv line 3: 783 values, expected 785")
+
+    monkeypatch.setattr(experiment, "run_experiment", corrupt)
+    assert main(["experiment", "figure2", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3" in err and "--data-dir DIR" not in err
+
+
 @pytest.mark.parametrize("flags,download", [([], True), (["--no-download"], False)])
 def test_train_hands_the_choice_to_the_loader_and_says_what_to_do(capsys, monkeypatch, flags,
                                                                   download):
@@ -78,7 +89,7 @@ def test_train_hands_the_choice_to_the_loader_and_says_what_to_do(capsys, monkey
 
     def missing(name, **kwargs):
         seen.update(kwargs)
-        raise DataError("MNIST not found")
+        raise MissingDataError("MNIST not found")
 
     monkeypatch.setattr(train, "load_dataset", missing)
     status = main(["train", "--dataset", "mnist", *flags])

@@ -22,7 +22,7 @@ LAYERS = {
     "penalty": 3, "cg": 3, "authors_cg": 3, "prox": 3,
     "algorithms": 4, "methods": 4, "trace": 4,
     "optim": 5, "checkpoint": 5, "history": 5, "train": 5, "runconfig": 5, "data": 5,
-    "runlock": 5, "fsutil": 5,
+    "runlock": 5, "fsutil": 5, "memory": 5,
     "experiments": 6, "bench": 6, "plotting": 6, "cli": 6, "commands": 6, "__main__": 6,
 }
 

@@ -94,6 +94,9 @@ def _run(capsys, *argv):
 
 
 def _help_flags(text):
+    """The flags a --help text names (whitespace made one space by ``_run``); a flag broken
+    across lines by the help's wrapping ("--no- download") is read whole."""
+    text = re.sub(r"(?<=[a-z])- (?=[a-z])", "-", text)
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", text))
 
 

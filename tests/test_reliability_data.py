@@ -241,7 +241,7 @@ def test_downloaded_archive_with_a_wrong_sha256_names_path_and_both_hashes(tmp_p
 def test_fingerprint_names_the_sizes_and_tells_data_apart():
     ds = load_dataset("digits")
     print_ = fingerprint(ds)
-    assert print_.startswith("1197/300/300x64:") and len(print_.split(":")[1]) == 16
+    assert print_.startswith("1197/300/300x64:all:") and len(print_.split(":")[2]) == 16
     assert fingerprint(load_dataset("digits")) == print_  # deterministic
     assert fingerprint(load_dataset("digits", dtype="float64")) == print_  # same pixels
     assert fingerprint(load_dataset("digits", subset=100)).startswith("100/26/26x64:")

@@ -194,7 +194,7 @@ def test_bench_flags_are_checked_by_name(flags, named, capsys):
 def test_an_experiment_folder_of_other_settings_names_what_differs(tmp_path):
     from penaltyprop.experiments.runner import Store
 
-    Store(tmp_path, {"experiment": "figure2", "scale": "tiny", "numbers": {"epochs": 2}})
+    Store(tmp_path, {"experiment": "figure2", "scale": "tiny", "numbers": {"epochs": 2}}).save()
     with pytest.raises(ValueError) as err:
         Store(tmp_path, {"experiment": "table1", "scale": "tiny", "numbers": {"epochs": 2}})
     message = str(err.value)

@@ -7,11 +7,12 @@ import time
 from ..backend import get_backend, host_rng, to_device
 from ..backend.instruments import peak_memory
 from ..forward import forward
+from ..memory import check_memory, run_bytes
 from ..model_spec import PAPER_MLP, build_model, parse_model
 from ..optim import sgd
 from .breakdown import breakdown_tasks, model_of
 from .flops import matrix_floor, step_flops
-from .load import competing_load
+from .load import check_load, competing_load
 from .modes import CG_ITERATIONS, MODES, TAU_THETA, make_modes, modes_of
 from .timing import gemm_tasks, interleaved, load_average, machine_info, maxrss_bytes, peak_of
 
@@ -91,11 +92,15 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
     load_start = load_average()
     say = progress or (lambda text: None)
     _check(batch_size, repetitions, dtype)
-    if isinstance(load, bool) or not isinstance(load, int) or load < 0:
-        raise ValueError(f"load must be an integer >= 0, got {load!r}")
+    check_load(load)  # an integer in 0 .. LOAD_PER_CORE x cores
     mode_list = make_modes(modes, cg_iterations, tau_theta) if methods is None \
         else modes_of(methods)
     xp = get_backend(backend)
+    spec, _ = build_model(model)  # the shapes only: memory is checked before any array
+    check_memory(run_bytes(spec, batch_size, batch_size, dtype,
+                           lifted=any(m.method.kind == "lifted" for m in mode_list),
+                           prox=any(hasattr(m.method, "tau_theta") for m in mode_list),
+                           eval_chunk=0), xp, f"the bench (batch {batch_size})")
     net, theta, X, y = build_problem(model, batch_size, dtype, backend, seed)
     for mode in mode_list:  # a network a method cannot train: an error before any timing
         mode.method.check_net(net)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import bench
+from ..bench.load import LOAD_PER_CORE, check_load
 from ..fsutil import atomic_write_text, check_writable_dir
 from ..methods import METHODS, method_settings
 from ..model_spec import PAPER_MLP, parse_model
@@ -36,6 +37,14 @@ def add(subparsers):
 def _model(text):
     try:
         return parse_model(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _load(text):
+    """``--load K``: an integer in 0 .. LOAD_PER_CORE x the cores (:func:`bench.load.check_load`)."""
+    try:
+        return check_load(nonneg_int(text))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -77,9 +86,9 @@ def add_arguments(parser):
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip timing the pieces of a step")
     parser.add_argument("--json", metavar="OUT", type=path, default=None, help="also write the results here")
-    parser.add_argument("--load", type=nonneg_int, default=0, metavar="K",
+    parser.add_argument("--load", type=_load, default=0, metavar="K",
                         help="time under load: K competing single-threaded GEMM processes run "
-                             "during the timings (default 0)")
+                             f"during the timings (default 0; at most {LOAD_PER_CORE} per core)")
     return parser
 
 

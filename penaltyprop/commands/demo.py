@@ -9,7 +9,7 @@ import penaltyprop as pp
 
 from .. import optim
 from ..data import load_dataset
-from ..fsutil import check_writable_dir
+from ..fsutil import atomic_write_text, check_output_files, check_writable_dir
 from ..model_spec import build_model
 from ..train import train
 from .common import (
@@ -57,6 +57,7 @@ def add(subparsers):
 
 def run(args) -> int:
     check_writable_dir(args.out, "--out", create=False)  # before the runs, not after them
+    check_output_files(args.out, ("demo.png", "results.json"), "--out")
     ds = load_dataset("digits")
     net, model = build_model(DEMO_MODEL, ds)
     say(f"demo: {model} on {describe_data(ds)}; {args.epochs} epochs, minibatches of "
@@ -83,7 +84,7 @@ def run(args) -> int:
     png = save_histories_plot(histories, out / "demo.png",
                               title=f"digits, MLP {DEMO_MODEL}, Nesterov 0.95, "
                                     f"batch {args.batch_size}")
-    (out / "results.json").write_text(json.dumps(
+    atomic_write_text(out / "results.json", json.dumps(
         {label: {"settings": s, "history": h, "wall_time": w} for label, s, h, w in rows},
         indent=1))
     say(f"\nwrote {png} (training loss per epoch and per second, validation accuracy) "

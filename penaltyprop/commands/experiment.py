@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..backend import BACKENDS
-from ..data import DataError
+from ..data import DataError, MissingDataError
 from ..experiments import EXPERIMENTS, SCALES, run_experiment
 from ..fsutil import check_writable_dir
 from ..prox import CG_VARIANTS
@@ -56,7 +56,8 @@ def add_arguments(parser):
                              "later run into the same --out")
     parser.add_argument("--mnist-csv", metavar="PATH", type=path, default=None,
                         help="family only: read MNIST from this CSV file (784 pixels and the "
-                             "label per line, e.g. a 5,000-image subset; split at random, "
+                             "label per line, the label last or first; e.g. a 5,000-image "
+                             "subset; split at random, "
                              "fixed) instead of the full set")
     add_threads_flag(parser, default=None)
     return parser
@@ -73,8 +74,9 @@ def run(args) -> int:
                                     cg_variant=args.cg_variant, optimizer=args.optimizer,
                                     download=args.download, mnist_csv=args.mnist_csv,
                                     model=args.model, cells=args.cells)
-    except DataError as err:
-        print(f"penaltyprop experiment: {err}{data_hint(args)}", file=sys.stderr)
+    except DataError as err:  # only missing data gets the flags that fetch it
+        hint = data_hint(args) if isinstance(err, MissingDataError) else ""
+        print(f"penaltyprop experiment: {err}{hint}", file=sys.stderr)
         return 2
     print(result["markdown"])
     return 0

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .. import optim
-from ..data import DATASETS, DataError, load_dataset
-from ..fsutil import check_writable_dir
+from ..data import DATASETS, MissingDataError, load_dataset
+from ..fsutil import check_output_files, check_writable_dir
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
-from ..train import format_epoch, train
+from ..train import CHECKPOINT, HISTORY, format_epoch, train
 from .common import (
     add_download_flag,
     add_progress_flag,
@@ -31,6 +31,8 @@ DEFAULT_BATCH_SIZE = {"digits": 100, "mnist": 500, "cifar10": 500}  # the paper:
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
 #: how a plot's title names each CNN (an MLP is named by its widths)
 CNN_TITLES = {"cnn": "CNN (Section 5.3)", "cnn-authors": "CNN (the authors' code)"}
+#: the plot ``--out`` gets beside the run's history and checkpoint
+PLOT = "training.png"
 #: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
 #: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
 ADAM_TAU = 1e-3
@@ -101,11 +103,12 @@ def run(args) -> int:
     lifted = method.kind == "lifted"
     if args.out is not None:  # before the data and the long work: a file, read-only, full disk
         check_writable_dir(args.out, "--out", create=False)
+        check_output_files(args.out, (CHECKPOINT, HISTORY, PLOT), "--out")
     try:
         ds = load_dataset(args.dataset, data_dir=args.data_dir, subset=args.subset,
                           dtype=args.dtype, download=args.download)
-    except DataError as err:  # one line, with what to do on the command line
-        raise DataError(f"{err}{data_hint(args)}") from None
+    except MissingDataError as err:  # one line, with what to do on the command line
+        raise MissingDataError(f"{err}{data_hint(args)}") from None
     try:
         net, model = build_model(args.model or DEFAULT_MODEL[args.dataset], ds, args.activation)
     except ValueError as err:  # "model ..." names the flag
@@ -141,7 +144,7 @@ def run(args) -> int:
 
         label, title = plot_text(method, tau, args.model or DEFAULT_MODEL[args.dataset], model,
                                  ds.name, steps)
-        png = save_histories_plot({label: h}, args.out / "training.png", title=title)
+        png = save_histories_plot({label: h}, args.out / PLOT, title=title)
         say(f"wrote {args.out / 'history.json'}, {png} and {args.out / 'checkpoint.npz'}")
     return 0
 

@@ -8,14 +8,23 @@ Every data set is a :class:`Dataset` of host arrays, samples-first. :func:`batch
 one place where they turn into the paper's layout. CIFAR-10 and MNIST download on first use
 into :func:`cache_dir`, with checksums, or load from a folder that already holds them
 (``data_dir=`` or ``$PENALTYPROP_DATA_DIR``). Every failure is a one-line :class:`DataError`.
-:func:`fingerprint` gives a data set's identity for checkpoints (sizes and a sampled hash).
+:func:`fingerprint` gives a data set's identity for checkpoints (sizes and a hash of all of it).
 
 Modules: ``base`` (Dataset, split rule, batch_last), ``fetch`` (download, safe extraction),
 and one module per data set (``digits``, ``cifar10``, ``mnist``) that parses its format.
 """
 from __future__ import annotations
 
-from .base import DATA_DIR_ENV, DataError, Dataset, batch_last, cache_dir, fingerprint
+from .base import (
+    DATA_DIR_ENV,
+    DataError,
+    Dataset,
+    MissingDataError,
+    batch_last,
+    cache_dir,
+    fingerprint,
+    same_data,
+)
 from .cifar10 import load_cifar10
 from .digits import load_digits
 from .mnist import load_mnist
@@ -23,8 +32,8 @@ from .mnist import load_mnist
 #: the names :func:`load_dataset` accepts
 DATASETS = ("digits", "cifar10", "mnist")
 
-__all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "Dataset", "batch_last", "cache_dir",
-           "fingerprint", "load_cifar10", "load_dataset", "load_digits", "load_mnist"]
+__all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "Dataset", "MissingDataError", "batch_last", "cache_dir",
+           "fingerprint", "load_cifar10", "same_data", "load_dataset", "load_digits", "load_mnist"]
 
 
 def load_dataset(name, data_dir=None, subset=None, dtype="float32", download=True) -> Dataset:

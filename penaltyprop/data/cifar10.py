@@ -18,6 +18,7 @@ from ..backend import numpy as np
 from .base import (
     DATA_DIR_ENV,
     DataError,
+    MissingDataError,
     check_labels,
     check_split,
     data_root,
@@ -99,7 +100,7 @@ def locate(root: Path, download: bool, name: str = "data_dir") -> Path:
     where = (f"put the extracted {FOLDER}/ folder in {root}, or pass data_dir= or set "
              f"{DATA_DIR_ENV} to the folder holding it")
     if not download:
-        raise DataError(f"CIFAR-10 not found in {root}: {where}, or use download=True to "
+        raise MissingDataError(f"CIFAR-10 not found in {root}: {where}, or use download=True to "
                         f"fetch {URL}")
     with cache_lock(root, name):
         found = _find(root)  # another process may have extracted it while we waited

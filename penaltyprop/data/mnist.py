@@ -18,6 +18,7 @@ from ..backend import numpy as np
 from .base import (
     DATA_DIR_ENV,
     DataError,
+    MissingDataError,
     check_labels,
     data_root,
     root_name,
@@ -77,7 +78,7 @@ def load_mnist(data_dir=None, subset=None, dtype="float32", download=True):
     folder = root if (root / next(iter(MD5))).exists() else root / FOLDER
     missing = [name for name in MD5 if not (folder / name).is_file()]
     if missing and not download:
-        raise DataError(f"{folder / missing[0]} is missing: {_where(folder)}, or use "
+        raise MissingDataError(f"{folder / missing[0]} is missing: {_where(folder)}, or use "
                         f"download=True to fetch it from {MIRRORS[0]}")
     if missing:
         with cache_lock(folder, root_name(data_dir)):  # one download into a cache at a time

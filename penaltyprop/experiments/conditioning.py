@@ -15,6 +15,7 @@ from ..backend import get_backend, to_device, to_host
 from ..backend.linalg import eigvalsh
 from ..data import batch_last
 from ..forward import forward
+from ..fsutil import atomic_write_text
 from ..network import mlp
 from ..plotting import spectra_figure
 from .report import markdown_table
@@ -97,5 +98,5 @@ def report_conditioning(store, out, title, **_):
     table = markdown_table(["matrix", "dim", "images N", "largest", "largest / N", "smallest",
                             f"# below {ZERO:g} x largest", "smallest above that",
                             "largest / smallest above"], rows)
-    (out / "conditioning.md").write_text(f"### {title}\n\n{table}")
+    atomic_write_text(out / "conditioning.md", f"### {title}\n\n{table}")
     return table

@@ -34,10 +34,12 @@ from types import SimpleNamespace
 
 from ..data import load_dataset
 from ..data.mnist_csv import load_mnist_csv
+from ..fsutil import atomic_write_text, check_output_files
 from ..methods import BCD, METHODS, BackProp
 from ..network import mlp
 from ..plotting import curve_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
+from .results import RESULTS
 from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
 
 #: the sources' headline numbers (docs/family.md puts them next to ours, with their settings)
@@ -126,29 +128,21 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
             raise ValueError(f"mnist_csv {mnist_csv} is not a file")
     out = Path(out)
     t0 = time.perf_counter()
+    # Every input and every output folder is checked before the first configuration trains:
+    # all data sets are loaded (a bad --mnist-csv is found now, not after the others' runs),
+    # and every data set's store checks its results.json, its data and its runs/.
+    plans = [_plan(spec, scale, scale_name, out, seed=seed, backend=backend,
+                   data_dir=data_dir, download=download, mnist_csv=mnist_csv, log=log)
+             for spec in scale.datasets]
+    check_output_files(out, ("family.md",), "--out")
     results, tables = {}, []
-    for spec in scale.datasets:
-        data = load_family_data(spec, scale, data_dir=data_dir, download=download,
-                                mnist_csv=mnist_csv)
+    for data, store, configs, widths, source in plans:
         name = data.name
-        store = Store(out / name, {"experiment": "family", "scale": scale_name,
-                                   "epochs": scale.epochs, "batch_size": scale.batch_size,
-                                   "dataset": {"data": spec.data, "n_train": spec.n_train,
-                                               "hidden": list(spec.hidden),
-                                               "source_bcd": spec.source_bcd},
-                                   "seed": seed, "data": repr(data)}, log=log)
-        widths = [data.n_features, *spec.hidden, data.n_classes]
         numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
-        configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
-                   for method, opt, tau in family_runs()]
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
-            if spec.source_bcd:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
-                store.train(SOURCE_BCD_KEY, mlp([data.n_features, *SOURCE_BCD_HIDDEN,
-                                               data.n_classes]), data, None,
-                            BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
-                                                                 epochs=SOURCE_BCD_SWEEPS),
-                            seed=seed, backend=backend)
+            if source is not None:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
+                store.train(SOURCE_BCD_KEY, *source, seed=seed, backend=backend)
             title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
                      f"{len(data.y_val)} val / {len(data.y_test)} test, MLP "
                      f"{'-'.join(map(str, widths))}")
@@ -158,9 +152,39 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
         results[name] = store.data
         tables.append(f"### {title}\n\n{table}")
     markdown = "\n".join(tables)
-    (out / "family.md").write_text(markdown)
+    atomic_write_text(out / "family.md", markdown)
     log(f"wrote {out / 'family.md'} and, per data set, results.json and its figures")
     return {"datasets": results, "markdown": markdown, "wall_s": time.perf_counter() - t0}
+
+
+def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mnist_csv, log):
+    """One data set of the family, ready to train and checked: ``(data, store, configs,
+    widths, source)``, ``source`` the sources' BCD ``(net, data, None, method,
+    numbers)`` or None. Loads the data; the store checks its folder (nothing is written)."""
+    data = load_family_data(spec, scale, data_dir=data_dir, download=download,
+                            mnist_csv=mnist_csv)
+    name = data.name
+    check_output_files(out / name, (RESULTS, f"family-{name}.md", f"family-{name}.png",
+                                    f"family-{name}-residuals.png"), "--out")
+    store = Store(out / name, {"experiment": "family", "scale": scale_name,
+                               "epochs": scale.epochs, "batch_size": scale.batch_size,
+                               "dataset": {"data": spec.data, "n_train": spec.n_train,
+                                           "hidden": list(spec.hidden),
+                                           "source_bcd": spec.source_bcd},
+                               "seed": seed, "data": repr(data)}, log=log, data=data)
+    widths = [data.n_features, *spec.hidden, data.n_classes]
+    numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
+    configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
+               for method, opt, tau in family_runs()]
+    cells = {c.key: (c.net, c.optimizer, c.method, numbers) for c in configs}
+    source = None
+    if spec.source_bcd:
+        source = (mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes]), data, None,
+                  BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
+                                                       epochs=SOURCE_BCD_SWEEPS))
+        cells["bcd-source"] = (source[0], None, source[3], source[4])
+    store.check_runs(cells, data, seed=seed, backend=backend)  # no runs it did not make
+    return data, store, configs, widths, source
 
 
 def family_rows(store, n_train):
@@ -224,5 +248,5 @@ def report_family(store, out, name, title, n_train):
             "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
             "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
             "(mean; evaluations excluded).\n")
-    (out / f"family-{name}.md").write_text(f"### {title}\n\n{table}{note}")
+    atomic_write_text(out / f"family-{name}.md", f"### {title}\n\n{table}{note}")
     return table + note

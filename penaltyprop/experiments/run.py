@@ -13,7 +13,9 @@ from typing import Callable, NamedTuple
 
 from ..backend import BACKENDS
 from ..checks import check_int
+from ..fsutil import check_output_files
 from . import conditioning, family, training
+from .results import RESULTS
 from .runner import Store, load_data, log_line
 from .settings import FAMILY_SETTINGS, SCALES, SETTINGS
 
@@ -120,7 +122,9 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     Raises
     ------
     ValueError
-        For a bad argument (named), or an ``out`` folder holding results of other settings.
+        For a bad argument (named), or an ``out`` folder holding results of other settings or
+        data, runs this experiment did not make, or a damaged ``results.json``: all found
+        before anything trains or is written.
     penaltyprop.data.DataError
         (a ValueError) When CIFAR-10 is missing and ``download`` is false (or fails).
     """
@@ -172,11 +176,12 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     if mnist_csv is not None:
         uses = tuple(k for k, e in EXPERIMENTS.items() if e.runner is not None)
         raise ValueError(f"mnist_csv only applies to {uses}, not {name!r}")
+    check_output_files(out, (RESULTS, f"{name}.png", f"{name}.md"), "--out")
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
     store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
                         "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,
                         "data": repr(data), **({"model": model} if model is not None else {})},
-                  log=log, cells=cells)
+                  log=log, cells=cells, data=data)  # checks results.json, data, the folder
     with store:  # the experiment folder is ours until the end (a second run fails at once)
         t0 = time.perf_counter()
         summary = experiment.run(store, data, settings, seed=seed, backend=backend,

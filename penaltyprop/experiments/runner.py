@@ -20,15 +20,15 @@ from .. import optim
 from ..backend import get_backend, host_rng, to_device
 from ..backend import numpy as np
 from ..backend.instruments import synchronize
-from ..data import batch_last, load_dataset
+from ..data import batch_last, fingerprint, load_dataset
 from ..data.base import Dataset
 from ..forward import logits
 from ..fsutil import atomic_write_text
+from ..runconfig import InexactResume, make_config
 from ..runlock import RunLock
-from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from ..train import CHECKPOINT, HISTORY, check_run_memory, format_epoch, train
 from ..version import package_record
-
-RESULTS = "results.json"
+from .results import RESULTS, check_folder, check_runs, data_problem, read_results
 
 
 # --------------------------------------------------------------------------- data
@@ -71,28 +71,32 @@ class Store:
 
     Parameters
     ----------
-    out : path-like, the output folder (created).
+    out : path-like, the output folder (created when the store is entered).
     settings : dict, JSON-able; a store whose settings differ refuses to resume.
     log : callable taking one line of text (progress).
     cells : optional collection of configuration keys: train only these (the others are left
         for a later run into the same folder; :func:`run_configs` checks the names).
+    data : optional Dataset the configurations train on: its fingerprint is recorded in
+        ``results.json`` (``data_fingerprint``), and a folder whose runs were trained on other
+        data is refused.
+
+    The folder is checked when the store is made (:mod:`.results`: the structure of
+    ``results.json``, its settings and data, no training run of its own) and its ``runs/`` by
+    :meth:`check_runs`; nothing is written before the first configuration finishes.
     """
 
-    def __init__(self, out, settings, log=print, cells=None):
+    def __init__(self, out, settings, log=print, cells=None, data=None):
         self.out = Path(out)
         self.cells = None if cells is None else list(cells)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / RESULTS
         self.log = log
         self.lock = RunLock(self.out, what="experiment")
+        self.fingerprint = None if data is None else fingerprint(data)
+        self.expected, self.checked = {}, {}  # check_runs: configurations, entries found good
         settings = json.loads(json.dumps(settings))  # normalise tuples to lists
-        if self.path.exists():
-            try:
-                self.data = json.loads(self.path.read_text())
-                assert isinstance(self.data, dict) and {"settings", "runs"} <= set(self.data)
-            except (ValueError, AssertionError):
-                raise ValueError(f"{self.path} is not a penaltyprop results file (corrupt or "
-                                 "cut short); move it away or choose another --out") from None
+        check_folder(self.out)
+        if self.path.exists() or self.path.is_symlink():
+            self.data = read_results(self.path)  # ValueError naming the file
             old = self.data["settings"]
             if old != settings:
                 keys = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
@@ -100,14 +104,41 @@ class Store:
                                  for k in keys)
                 raise ValueError(f"--out {self.out} holds results of other settings ({what}); "
                                  f"choose another --out")
+            if data is not None:
+                problem = data_problem(self.data, data, self.fingerprint)
+                if problem:
+                    raise ValueError(f"--out {self.out} holds results trained on other data: "
+                                     f"{self.path}: {problem}; choose another --out, or give "
+                                     f"the data those results were trained on")
         else:
             self.data = {"settings": settings, "runs": {}, "extra": {}}
-            self.save()
+        if self.fingerprint is not None:
+            self.data["data_fingerprint"] = self.fingerprint
 
     def __enter__(self):
-        """Hold the experiment folder's lock: a second experiment into it fails at once."""
+        """Hold the experiment folder's lock (creating the folder): a second experiment into it
+        fails at once."""
+        self.out.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()
         return self
+
+    def check_runs(self, cells, data, *, seed=0, backend="numpy"):
+        """Raise ValueError unless every folder under ``runs/`` is an interrupted configuration
+        of this experiment (:func:`.results.check_runs`); call it before training.
+
+        Parameters
+        ----------
+        cells : dict key -> ``(net, optimizer, method, scale)`` of configurations; they add to
+            those of earlier calls (an experiment may train some apart, as the family's
+            sources' BCD).
+        data, seed, backend : as :meth:`train` gets them.
+        """
+        for key, (net, optimizer, method, scale) in cells.items():
+            def config(net=net, optimizer=optimizer, method=method, scale=scale):
+                return make_config(net, data, optimizer, method, **_train_settings(
+                    method, scale, seed, backend))
+            self.expected[key] = (config, method.kind == "lifted")
+        check_runs(self.out, self.expected, data, self.checked)
 
     def __exit__(self, *exc):
         self.lock.release()
@@ -119,6 +150,7 @@ class Store:
         return self.data["runs"][key]
 
     def put(self, key, record):
+        """Store a finished configuration's record and write ``results.json``."""
         self.data["runs"][key] = json.loads(json.dumps(record))
         self.save()
 
@@ -149,15 +181,21 @@ class Store:
         if key in self:
             self.log(f"[{key}] done before, not run again")
             return self[key]
+        self.check_runs({key: (net, optimizer, method, scale)}, data, seed=seed, backend=backend)
         run_dir = self.out / "runs" / key
         resume = (run_dir / CHECKPOINT).exists()
         self.log(f"[{key}]{f' {position}' if position else ''} "
                  f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
         t0 = time.perf_counter()
-        result = train(net, data, optimizer, method, batch_size=scale.batch_size,
-                       epochs=scale.epochs, seed=seed,
-                       backend=backend, out_dir=run_dir, resume=resume, progress=None,
-                       on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"))
+        kwargs = dict(progress=None, on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"),
+                      **_train_settings(method, scale, seed, backend))
+        try:
+            result = train(net, data, optimizer, method, out_dir=run_dir, resume=resume, **kwargs)
+        except InexactResume:  # an earlier version's checkpoint of a lifted method: start again
+            self.log(f"[{key}] its checkpoint holds no state of {method.label} (an earlier "
+                     f"version wrote it): a resume would not be exact, starting it again")
+            (run_dir / CHECKPOINT).unlink()
+            result = train(net, data, optimizer, method, out_dir=run_dir, resume=False, **kwargs)
         record = {"method": method.label, "method_options": method.config(),
                   "config": result.config, "history": result.history,
                   "wall_s": time.perf_counter() - t0}
@@ -166,6 +204,14 @@ class Store:
         if not any(run_dir.parent.iterdir()):
             run_dir.parent.rmdir()
         return record
+
+
+def _train_settings(method, scale, seed, backend) -> dict:
+    """The settings :meth:`Store.train` gives :func:`penaltyprop.train.train` besides the
+    configuration (a lifted method sweeps all samples: no batch size)."""
+    return dict(batch_size=None if method.kind == "lifted" else scale.batch_size,
+                epochs=scale.epochs, seed=seed, backend=backend, dtype="float32",
+                eval_chunk=5000)
 
 
 # --------------------------------------------------------------------------- plan and estimate
@@ -191,6 +237,8 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
     ValueError
         When ``store.cells`` names a configuration that is not in ``configs``.
     """
+    store.check_runs({c.key: (c.net, c.optimizer, c.method, scale) for c in configs}, data,
+                     seed=seed, backend=backend)  # before any training: no foreign runs
     if store.cells is not None:
         keys = [c.key for c in configs]
         unknown = [k for k in store.cells if k not in keys]
@@ -199,6 +247,10 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
                              f"are {', '.join(keys)}")
         configs = [c for c in configs if c.key in store.cells]
     todo = [c for c in configs if c.key not in store]
+    for c in todo:  # before the estimate's first step: a configuration too large is refused
+        settings = _train_settings(c.method, scale, seed, backend)
+        check_run_memory(c.net, data, c.optimizer, c.method,
+                         {**settings, "batch_size": settings["batch_size"] or len(data.y_train)})
     if todo:
         seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
         timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())

@@ -7,6 +7,7 @@ figure and the Markdown table into the output folder.
 from __future__ import annotations
 
 from ..conv import cnn
+from ..fsutil import atomic_write_text
 from ..methods import BackProp, ProxProp
 from ..network import mlp
 from ..plotting import curve_panels, table1_figure
@@ -83,7 +84,7 @@ def report_figure2(store, out, title, *, cg_variant="textbook"):
                      f"~{fmt_pct(paper['test_acc'])}", f"{s['train_time_s']:.0f}"])
     table = markdown_table(["method", "final train loss", "final val acc", "best val acc",
                             "test acc", "paper test acc", "training time [s]"], rows)
-    (out / "figure2.md").write_text(f"### {title}\n\n{table}")
+    atomic_write_text(out / "figure2.md", f"### {title}\n\n{table}")
     return table
 
 
@@ -153,7 +154,7 @@ def report_table1(store, out, title, *, cg_variant="textbook"):
     text = (f"### {title}\n\nOurs (final full-batch training loss; '-' = diverged; "
             f"bold = best tau of the row):\n\n{ours}\nPaper, Table 1 (50 epochs, "
             f"45,000 images):\n\n{paper}")
-    (out / "table1.md").write_text(text)
+    atomic_write_text(out / "table1.md", text)
     return text
 
 
@@ -197,5 +198,5 @@ def report_figure3(store, out, title, *, cg_variant="textbook"):
                      fmt_pct(paper["test_acc"]), f"{s['train_time_s']:.0f}"])
     table = markdown_table(["method", "final train loss", "best val acc", "paper best val acc",
                             "test acc", "paper test acc", "training time [s]"], rows)
-    (out / "figure3.md").write_text(f"### {title}\n\n{table}")
+    atomic_write_text(out / "figure3.md", f"### {title}\n\n{table}")
     return table

@@ -59,6 +59,15 @@ from .base import LiftedMethod, setting
 from .networks import RELU_MLP
 
 
+def admm_advice(beta, gamma, ridge, dtype):
+    """What to change when an ADMM block fails: its ridge or weights, or the precision."""
+    return {"theta": f"its ridge {ridge:.3g} is too small for {dtype} (the default is the square "
+                     f"root of the machine epsilon): raise ridge, or use float64",
+            "a": f"its weight gamma/beta = {gamma / beta:.3g} is too small next to W^T W in "
+                 f"{dtype}: raise gamma or lower beta, or use float64",
+            "overflow": lifted.overflow_advice(dtype, beta=beta, gamma=gamma)}
+
+
 def least_squares_step(theta_l, a_prev, z_l, ridge):
     r"""The theta-step: :math:`\arg\min_\theta \tfrac12\|z_l - \phi(\theta, a_{l-1})\|^2
     + \tfrac{\epsilon}{2}\|\theta - \theta_l\|^2` (see the module docstring for :math:`\epsilon`),
@@ -80,17 +89,24 @@ def admm_steps(net, theta, state, y, beta, gamma, ridge, loss, output_steps, upd
     """
     K = net.n_linear
     theta, a, z, lam = list(theta), list(state.a), list(state.z), state.lam
+    advice = admm_advice(beta, gamma, ridge, a[0].dtype)
     for l in range(1, K):  # l = 1 .. K-1
         blk = net.blocks[l - 1]
-        theta[l - 1] = least_squares_step(theta[l - 1], a[l - 1], z[l], ridge)
+        with lifted.explain_failure(f"ADMM theta-step of layer {l}",
+                                    {**advice, "solve": advice["theta"]}, a[l - 1]):
+            theta[l - 1] = least_squares_step(theta[l - 1], a[l - 1], z[l], ridge)
         yield "theta", l, theta, a, z, lam
         # a_l: (beta W_{l+1}^T W_{l+1} + gamma I) a = beta W_{l+1}^T (z_{l+1} - b) + gamma sigma(z_l)
-        a[l] = lifted.a_step(theta[l], z[l + 1], blk.sigma(z[l]), beta, gamma)
+        with lifted.explain_failure(f"ADMM a-step of layer {l}",
+                                    {**advice, "solve": advice["a"]}, theta[l][0]):
+            a[l] = lifted.a_step(theta[l], z[l + 1], blk.sigma(z[l]), beta, gamma)
         yield "a", l, theta, a, z, lam
         # z_l: argmin gamma/2||a_l - relu(z)||^2 + beta/2||z - phi(theta_l, a_{l-1})||^2
         z[l] = lifted.relu_prox(a[l], blk.phi(theta[l - 1], a[l - 1]), gamma, beta)
         yield "z", l, theta, a, z, lam
-    theta[K - 1] = least_squares_step(theta[K - 1], a[K - 1], z[K], ridge)
+    with lifted.explain_failure(f"ADMM theta-step of layer {K}",
+                                {**advice, "solve": advice["theta"]}, a[K - 1]):
+        theta[K - 1] = least_squares_step(theta[K - 1], a[K - 1], z[K], ridge)
     yield "theta", K, theta, a, z, lam
     m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
     v = m if lam is None else m - lam / beta  # <z, lam> + beta/2||z - m||^2 = beta/2||z - v||^2 + const
@@ -153,15 +169,20 @@ class ADMM(LiftedMethod):
             float(array_module(X).finfo(X.dtype).eps) ** 0.5
 
     def steps(self, net, theta, state, X, y):
-        """The sweep as a generator over its block updates (``admm_steps`` in this module)."""
-        lifted.check_state(state, X)
+        """The sweep as a generator over its block updates (``admm_steps`` in this module); the
+        state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
+        otherwise)."""
+        lifted.check_state(net, theta, state, X, y, self.name)
         return admm_steps(net, theta, state, y, self.beta, self.gamma, self._ridge(X), self.loss,
                           self.output_steps, state.sweeps >= self.warm_start_sweeps)
 
     def sweep(self, net, theta, state, X, y):
         """One sweep over every block, then the multiplier: ``(theta, state)``, both new."""
-        _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
-        return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1)
+        with lifted.quiet_overflow():  # the result is checked below
+            _, _, theta_new, a, z, lam = lifted.last(self.steps(net, theta, state, X, y))
+        lifted.check_finite_sweep("ADMM", theta_new, state.sweeps + 1,
+                                  admm_advice(self.beta, self.gamma, self._ridge(X), X.dtype))
+        return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1, state.y)
 
     def sweep_flops(self, shapes):
         """:func:`.costs.admm_sweep_flops`."""
@@ -169,12 +190,14 @@ class ADMM(LiftedMethod):
 
     def objective(self, net, theta, state, y):
         r"""The augmented Lagrangian :math:`F + \langle z_K, \lambda\rangle` (0-d array)."""
+        lifted.check_objective_args(net, theta, state, y, self.name)
         L = lifted.objective(net, theta, state.a, state.z, y, self.beta, self.gamma, self.loss)
-        return L if state.lam is None else L + (state.z[-1] * state.lam).sum()
+        return L if state.lam is None else L + (state.z[-1] * state.lam).sum(dtype="float64")
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         r"""Host floats: the Lagrangian, the loss term, residuals, and the multiplier's KKT
         residual :math:`\|\lambda + \nabla\ell_y(z_K)\|` (None before the first update)."""
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
         xp = array_module(X)
         act, lin = lifted.residuals(net, theta, state.a, state.z)
         zK = state.z[-1]

@@ -56,6 +56,7 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
     """
     K = net.n_linear
     theta, a, z = list(theta), list(state.a), list(state.z)
+    advice = bcd_advice(rho, gamma, alpha, a[0].dtype)
     # 1. output block: prox of the loss, Zeng et al.'s V_N/U_N step with prox term alpha
     c = rho + alpha
     m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
@@ -67,19 +68,34 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
         # theta_l: Eq. 44 with tau_theta = rho/alpha; delta = z^k - z^{k+1/2} in ProxProp's words
         delta = apply_A(W, b, a[l - 1]) - z[l]
         system = choose_system(W.shape[1], a[0].shape[1], exact_system)
-        dW, db = prox_exact(a[l - 1], delta, rho / alpha, system)
+        with lifted.explain_failure(f"BCD theta-step of layer {l}",
+                                    {**advice, "solve": advice["theta"]}, a[l - 1], W):
+            dW, db = prox_exact(a[l - 1], delta, rho / alpha, system)
         theta[l - 1] = (W + dW, b + db)
         yield "theta", l, theta, a, z
         if l == 1:
             break
         # a_{l-1}: (rho W_l^T W_l + gamma I) a = rho W_l^T (z_l - b_l) + gamma sigma(z_{l-1})
-        a[l - 1] = lifted.a_step(theta[l - 1], z[l], net.blocks[l - 2].sigma(z[l - 1]), rho, gamma)
+        with lifted.explain_failure(f"BCD a-step of layer {l - 1}",
+                                    {**advice, "solve": advice["a"]}, theta[l - 1][0]):
+            a[l - 1] = lifted.a_step(theta[l - 1], z[l], net.blocks[l - 2].sigma(z[l - 1]), rho,
+                                     gamma)
         yield "a", l - 1, theta, a, z
         # z_{l-1}: ReLU prox of gamma/2||a - relu(z)||^2 + rho/2||z - m||^2 + alpha/2||z - z^k||^2
         m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])
         v = (rho * m + alpha * z[l - 1]) / c
         z[l - 1] = lifted.relu_prox(a[l - 1], v, gamma, c)
         yield "z", l - 1, theta, a, z
+
+
+def bcd_advice(rho, gamma, alpha, dtype):
+    """What to change when a BCD block fails: its weights, or the precision."""
+    return {"theta": f"its proximal weight alpha/rho = {alpha / rho:.3g} (tau_theta = rho/alpha "
+                     f"= {rho / alpha:.3g}) is too small next to the layer's inputs in {dtype}: "
+                     f"raise alpha or lower rho, or use float64",
+            "a": f"its weight gamma/rho = {gamma / rho:.3g} is too small next to W^T W in "
+                 f"{dtype}: raise gamma or lower rho, or use float64",
+            "overflow": lifted.overflow_advice(dtype, rho=rho, gamma=gamma, alpha=alpha)}
 
 
 @dataclass(frozen=True)
@@ -148,15 +164,20 @@ class BCD(LiftedMethod):
         return lifted.init_state(net, theta, X, y, self.name)
 
     def steps(self, net, theta, state, X, y):
-        """The sweep as a generator over its block updates (``bcd_steps`` in this module)."""
-        lifted.check_state(state, X)
+        """The sweep as a generator over its block updates (``bcd_steps`` in this module); the
+        state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
+        otherwise)."""
+        lifted.check_state(net, theta, state, X, y, self.name)
         return bcd_steps(net, theta, state, y, self.rho, self.gamma, self.alpha, self.loss,
                          self.output_steps, self.exact_system)
 
     def sweep(self, net, theta, state, X, y):
         """One backward sweep over every block: ``(theta, state)``, both new."""
-        _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
-        return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1)
+        with lifted.quiet_overflow():  # the result is checked below
+            _, _, theta_new, a, z = lifted.last(self.steps(net, theta, state, X, y))
+        lifted.check_finite_sweep("BCD", theta_new, state.sweeps + 1,
+                                  bcd_advice(self.rho, self.gamma, self.alpha, X.dtype))
+        return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1, state.y)
 
     def sweep_flops(self, shapes):
         """:func:`.costs.bcd_sweep_flops`."""
@@ -164,10 +185,12 @@ class BCD(LiftedMethod):
 
     def objective(self, net, theta, state, y):
         """F (0-d array) at the given variables."""
+        lifted.check_objective_args(net, theta, state, y, self.name)
         return lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         """Host floats: F, its loss term, and the residuals of both constraints per layer."""
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
         act, lin = lifted.residuals(net, theta, state.a, state.z)
         return {"sweeps": state.sweeps,
                 "objective": to_float(self.objective(net, theta, state, y)),

@@ -24,10 +24,12 @@ The blocks (each a function of a few arrays, returning new arrays):
 """
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 
 from ..backend import array_module, to_float
+from ..backend import numpy as np
 from ..backend.linalg import solve_spd
 from ..checks import check_problem
 from ..forward import forward
@@ -54,12 +56,16 @@ class LiftedState:
         ``z[K]`` the lifted class scores).
     lam : (C, N) multiplier on the output (ADMM), or None.
     sweeps : int, the sweeps done.
+    y : (N,) the labels the state was made for (a copy), or None for a state built by hand.
+        With ``a[0]`` (X itself) it binds the state to its data: a sweep with other X or y
+        is refused (:func:`check_state`).
     """
 
     a: list
     z: list
     lam: object = None
     sweeps: int = 0
+    y: object = None
 
 
 def last(steps, default=None):
@@ -80,17 +86,81 @@ def check_lifted_net(net, method):
 
 
 def init_state(net, theta, X, y, method):
-    """A :class:`LiftedState` from a forward pass (Eq. 7): every constraint holds exactly."""
+    """A :class:`LiftedState` from a forward pass (Eq. 7): every constraint holds exactly.
+
+    The state keeps X (as ``a[0]``) and a copy of y, the data it belongs to."""
     check_lifted_net(net, method)
     check_problem(net, theta, X, y)
     a, z = forward(net, theta, X, check=False)
-    return LiftedState(list(a), list(z))
+    return LiftedState(list(a), list(z), y=y.copy())
 
 
-def check_state(state, X):
-    """Raise ValueError unless ``state`` belongs to the samples X."""
-    if not isinstance(state, LiftedState) or state.a[0].shape != X.shape:
-        raise ValueError("state must be the LiftedState that init_state made for these X, y")
+def check_state(net, theta, state, X, y, method, sweep=True):
+    """Check one call of a lifted method's ``sweep``, ``steps`` or ``diagnostics``.
+
+    The network, theta, X and y as every public function checks them (labels: their
+    length, integer type and range; theta: finite), then the state: a :class:`LiftedState`
+    whose arrays fit this network and these N samples, made by ``init_state`` for these
+    very X and y (the same arrays, or equal ones). A state built by hand holds no labels:
+    it may be evaluated (``sweep=False``: diagnostics, objective), not swept. Raises
+    ValueError naming what differs and what to do.
+    """
+    if not isinstance(state, LiftedState):
+        raise ValueError(f"state must be the LiftedState that method.init_state(net, theta, "
+                         f"X, y) made, got {type(state).__name__}")
+    check_lifted_net(net, method)
+    check_problem(net, theta, X, y)
+    check_state_shapes(net, state, X, method)
+    xp = array_module(X)
+    if state.y is None and sweep:
+        raise ValueError("state holds no labels (it was not made by init_state): make it with "
+                         "method.init_state(net, theta, X, y)")
+    for name, mine, given in (("X", state.a[0], X), ("y", state.y, y)):
+        if mine is None:
+            continue
+        if mine is not given and not bool(xp.array_equal(mine, given)):
+            raise ValueError(f"state was made by init_state for other data ({name} differs): "
+                             f"a lifted method's state belongs to the samples it was made for; "
+                             f"call method.init_state(net, theta, X, y) for these X, y")
+
+
+def check_objective_args(net, theta, state, y, method):
+    """:func:`check_state` for ``objective(net, theta, state, y)``, which takes X from the state
+    (``a[0]``); a state built by hand, ``LiftedState(a, z)``, holds no labels to compare."""
+    if not isinstance(state, LiftedState):
+        raise ValueError(f"state must be a LiftedState, got {type(state).__name__}")
+    if not (isinstance(state.a, (list, tuple)) and state.a):
+        raise ValueError("state.a must be the list of activations a[0] = X, a[1], ...; make the "
+                         "state with method.init_state(net, theta, X, y)")
+    check_state(net, theta, state, state.a[0], y, method, sweep=False)
+
+
+def check_state_shapes(net, state, X, method):
+    """Raise ValueError unless the state's a, z (and multiplier) fit ``net`` and X's N samples,
+    with X's dtype and backend."""
+    K, N = net.n_linear, X.shape[-1]
+    xp = array_module(X)
+    if not (isinstance(state.a, (list, tuple)) and isinstance(state.z, (list, tuple))
+            and len(state.a) == K and len(state.z) == K + 1):
+        raise ValueError(f"state does not fit this network of {K} layers (a has "
+                         f"{len(state.a)} entries, z {len(state.z)}; expected {K} and {K + 1}): "
+                         f"it belongs to another network; make a new state with "
+                         f"method.init_state(net, theta, X, y)")
+    want = [("a[0]", state.a[0], tuple(X.shape))]  # X itself
+    want += [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K)]
+    want += [(f"z[{l}]", state.z[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K + 1)]
+    if state.lam is not None:
+        want.append(("lam", state.lam, (net.n_classes, N)))
+    for name, arr, shape in want:
+        if not hasattr(arr, "shape") or tuple(arr.shape) != shape:
+            got = tuple(arr.shape) if hasattr(arr, "shape") else type(arr).__name__
+            raise ValueError(f"state does not fit this network and these samples: {name} has "
+                             f"shape {got}, expected {shape}; call method.init_state(net, "
+                             f"theta, X, y) for them")
+        if array_module(arr) is not xp or arr.dtype != X.dtype:
+            raise ValueError(f"state's {name} has dtype {arr.dtype} on "
+                             f"{array_module(arr).__name__}, X {X.dtype} on {xp.__name__}; "
+                             f"call method.init_state(net, theta, X, y) for these X, y")
 
 
 # --------------------------------------------------------------------------- objective
@@ -117,14 +187,17 @@ def one_hot(y, like):
 
 
 def objective(net, theta, a, z, y, rho, gamma, loss):
-    r"""F of the module docstring (0-d array): loss on :math:`z_K`, plus both penalties."""
+    r"""F of the module docstring (0-d float64 array): loss on :math:`z_K`, plus both penalties.
+
+    The sums are accumulated in float64, so that a large weight (rho = 1e30 with float32
+    variables) gives F's value, not an overflow."""
     K = net.n_linear
-    F = loss_sum(z[K], y, loss)
+    F = loss_sum(z[K], y, loss).astype("float64")
     for l in range(1, K + 1):
         blk = net.blocks[l - 1]
-        F = F + rho / 2 * ((z[l] - blk.phi(theta[l - 1], a[l - 1])) ** 2).sum()
+        F = F + rho / 2 * ((z[l] - blk.phi(theta[l - 1], a[l - 1])) ** 2).sum(dtype="float64")
         if l < K:
-            F = F + gamma / 2 * ((a[l] - blk.sigma(z[l])) ** 2).sum()
+            F = F + gamma / 2 * ((a[l] - blk.sigma(z[l])) ** 2).sum(dtype="float64")
     return F
 
 
@@ -139,7 +212,77 @@ def residuals(net, theta, a, z):
     return act, lin
 
 
+# --------------------------------------------------------------------------- checkpoints
+def state_arrays(state) -> dict:
+    """The arrays that continue a lifted method exactly from a checkpoint: ``a1`` .. ``a{K-1}``,
+    ``z1`` .. ``z{K}`` and ``lam`` (if any). ``a[0]`` is X and ``y`` the labels: the run's data,
+    which the checkpoint identifies by its fingerprint."""
+    arrays = {f"a{l}": state.a[l] for l in range(1, len(state.a))}
+    arrays.update({f"z{l}": state.z[l] for l in range(1, len(state.z))})
+    if state.lam is not None:
+        arrays["lam"] = state.lam
+    return arrays
+
+
+def state_from_arrays(net, arrays, sweeps, X, y, method) -> LiftedState:
+    """The :class:`LiftedState` that :func:`state_arrays` saved (arrays on X's backend), bound
+    to X and y; ValueError naming what is missing or does not fit ``net`` and X."""
+    K = net.n_linear
+    names = {f"a{l}" for l in range(1, K)} | {f"z{l}" for l in range(1, K + 1)}
+    missing = sorted(names - set(arrays))
+    extra = sorted(set(arrays) - names - {"lam"})
+    if missing or extra:
+        raise ValueError(f"its {method} state has arrays {sorted(arrays)}, this network needs "
+                         f"{sorted(names)} (and lam for ADMM)")
+    state = LiftedState([X] + [arrays[f"a{l}"] for l in range(1, K)],
+                        [None] + [arrays[f"z{l}"] for l in range(1, K + 1)],
+                        arrays.get("lam"), sweeps, y.copy())
+    check_state_shapes(net, state, X, method)
+    return state
+
+
 # --------------------------------------------------------------------------- block solvers
+@contextlib.contextmanager
+def explain_failure(step, advice, *inputs):
+    """Within the block, a failed solve (a system that is not positive definite, a
+    ValueError) becomes one ValueError that names ``step`` (e.g. "BCD theta-step of layer 2")
+    and says what to change, for this method: ``advice["overflow"]`` when its ``inputs`` are
+    not finite (an earlier step diverged or overflowed), else ``advice["solve"]``."""
+    try:
+        yield
+    except ValueError:
+        xp = array_module(*inputs)
+        if not all(bool(xp.isfinite(x).all()) for x in inputs):
+            raise ValueError(f"{step}: its inputs are not finite; {advice['overflow']}") from None
+        raise ValueError(f"{step}: its linear system is not positive definite; "
+                         f"{advice['solve']}") from None
+
+
+def overflow_advice(dtype, **weights) -> str:
+    """What to say when a lifted method's variables are not finite: an extreme weight for the
+    precision (named, with its value), or float64."""
+    xp_max = float(np.finfo(dtype).max)
+    named = ", ".join(f"{k} = {v:g}" for k, v in weights.items())
+    return (f"the variables diverged or overflowed: if a weight is extreme for {dtype} (whose "
+            f"largest number is {xp_max:.2g}; {named}), bring it nearer 1, or use float64")
+
+
+def quiet_overflow():
+    """NumPy's overflow warnings off, within a sweep whose result is checked instead
+    (:func:`check_finite_sweep`, :func:`explain_failure`): an extreme weight then gives one
+    error with advice, not a RuntimeWarning per line."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def check_finite_sweep(method, theta, sweep, advice) -> None:
+    """Raise ValueError if a sweep left theta non-finite, naming the sweep and what to change
+    (the training loop records it as divergence, with this reason)."""
+    xp = array_module(theta[0][0])
+    if not bool(xp.stack([xp.isfinite(p).all() for pair in theta for p in pair]).all()):
+        raise ValueError(f"{method} sweep {sweep}: its parameters are not finite; "
+                         f"{advice['overflow']}")
+
+
 def relu_prox(a, v, gamma, c):
     r"""Elementwise :math:`\arg\min_z \tfrac{\gamma}{2}(a - \max(z, 0))^2 + \tfrac{c}{2}(z - v)^2`.
 

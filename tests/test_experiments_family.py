@@ -18,7 +18,7 @@ from penaltyprop.experiments import run_experiment, runner
 from penaltyprop.experiments.family import family_methods
 from penaltyprop.experiments.settings import FAMILY_SETTINGS
 
-KEYS = {"backprop", "exact", "altmin", "bcd", "admm"}
+KEYS = {"backprop", "exact", "altmin", "bcd", "admm", "altmin-source"}
 
 
 def _quiet(line):

@@ -41,7 +41,8 @@ def add(subparsers):
                     "checkpoint.npz there after every epoch (--resume continues from it). "
                     "Defaults follow the paper: Nesterov momentum 0.95, minibatches of 500, "
                     "tau = 0.05 for BackProp and tau = 1 for ProxProp (Section 5.1), tau = "
-                    "1e-3 with Adam (Section 5.3). A method's own settings take its defaults.")
+                    "1e-3 with Adam (Section 5.3); altmin trains with Adam at its source's "
+                    "rate 0.008 by default. A method's own settings take its defaults.")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits (shipped, default), cifar10 (the paper's) or mnist")
@@ -65,9 +66,10 @@ def add(subparsers):
     g = p.add_argument_group("optimizer")
     g.add_argument("--tau", type=positive_float,
                    help="step size tau = the optimizer's learning rate (default 0.05 for "
-                        "backprop, 1 for proxprop, 1e-3 with adam)")
+                        "backprop, 1 for proxprop, 1e-3 with adam; 0.008 for altmin, whose "
+                        "default optimizer is adam)")
     g.add_argument("--optimizer", choices=optim.OPTIMIZERS,
-                   help="sgd, nesterov (SGD with Nesterov momentum; default) or adam "
+                   help="sgd, nesterov (SGD with Nesterov momentum; default; altmin: adam) or adam "
                         "(oracle methods; a lifted method trains by full-batch sweeps)")
     g.add_argument("--momentum", type=nonneg_float,
                    help="momentum mu (default 0.95 for nesterov, 0 for sgd; not for adam)")
@@ -156,7 +158,7 @@ def settings(args):
             raise ValueError(f"--weight-decay does not apply to --method {method.name}: a "
                              f"lifted method trains by full-batch sweeps, without an optimizer")
         return method, None
-    args.optimizer = args.optimizer or "nesterov"
+    args.optimizer = args.optimizer or method.default_optimizer
     if args.momentum is not None and args.optimizer == "adam":
         raise ValueError("--momentum only applies to --optimizer sgd or nesterov")
     if args.momentum == 0 and args.optimizer == "nesterov":
@@ -165,8 +167,11 @@ def settings(args):
         raise ValueError(f"--momentum must be < 1, got {args.momentum:g}")
     if args.tau is not None:
         return method, args.tau
+    if args.optimizer == method.default_optimizer and method.default_tau is not None:
+        return method, method.default_tau  # e.g. AltMin: the source's Adam rate 0.008
     if args.optimizer == "adam":
         return method, ADAM_TAU
-    if method.default_tau is None:
-        raise ValueError(f"--tau has no default for --method {method.name}; give one")
+    if method.default_tau is None or method.default_optimizer == "adam":
+        raise ValueError(f"--tau has no default for --method {method.name} with --optimizer "
+                         f"{args.optimizer}; give one")
     return method, method.default_tau

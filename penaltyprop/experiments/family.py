@@ -16,11 +16,13 @@ set the experiment writes, into ``OUT/DATA/``:
 
 The methods and their step sizes (:func:`family_runs`): BackProp and ProxProp as in the
 paper's Section 5.1 (Nesterov momentum 0.95; BackProp tau = 0.05; ProxProp exact,
-tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008 (Choromanska et al.'s AM-Adam, without
-their halving every 8 epochs); BCD (rho = gamma = 1, alpha = 5, Zeng et al.'s MNIST numbers) and
-ADMM (beta = 1, gamma = 10, Taylor et al.'s), both with the package's softmax cross-entropy.
-Where a data set sets ``source_bcd``, BCD also runs in its sources' own setting: squared loss,
-three hidden layers of 1500, 50 sweeps.
+tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008 (mu = 1, code step 1/mu); BCD
+(rho = gamma = 1, alpha = 5, Zeng et al.'s MNIST numbers) and ADMM (beta = 1, gamma = 10, Taylor
+et al.'s), both with the package's softmax cross-entropy. Every data set also runs AltMin with
+its source's settings (:meth:`~penaltyprop.methods.AltMin.source`, Adam lr 0.008 halved every
+8 epochs: key ``altmin-source``). Where a data set sets ``source_bcd``, BCD also runs in its
+sources' own setting: squared loss, three hidden layers of 1500, 50 sweeps, with the merged
+output (``bcd-source``) and with the sources' split output (``bcd-source-split``).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from ..data import load_dataset
 from ..data.mnist_csv import load_mnist_csv
 from ..methods import ADMM, BCD, AltMin, BackProp, ProxProp
 from ..network import mlp
+from ..optim import adam
 from ..plotting import curve_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
 from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
@@ -48,6 +51,10 @@ SOURCES = {
 }
 SOURCE_BCD_HIDDEN = (1500, 1500, 1500)
 SOURCE_BCD_SWEEPS = 50
+ALTMIN_SOURCE_LR, ALTMIN_SOURCE_HALVING_EPOCHS = 0.008, 8  # Adam's rate, halved every 8 epochs
+#: the configurations in their sources' own settings: key -> the tag of their table row
+SOURCE_RUNS = {"bcd-source": " [sources' setting]", "bcd-source-split": " [sources' setting]",
+               "altmin-source": " [source's settings]"}
 
 
 def family_runs():
@@ -122,11 +129,16 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
             if spec.source_bcd:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
-                store.train("bcd-source", mlp([data.n_features, *SOURCE_BCD_HIDDEN,
-                                               data.n_classes]), data, None,
-                            BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
-                                                                 epochs=SOURCE_BCD_SWEEPS),
-                            seed=seed, backend=backend)
+                for key, output in (("bcd-source", "merged"), ("bcd-source-split", "split")):
+                    store.train(key, mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes]),
+                                data, None, BCD(loss="squared", output=output),
+                                SimpleNamespace(batch_size=scale.batch_size,
+                                                epochs=SOURCE_BCD_SWEEPS),
+                                seed=seed, backend=backend)
+            steps = -(-len(data.y_train) // scale.batch_size)  # minibatches per epoch
+            store.train("altmin-source", mlp(widths), data,
+                        adam(ALTMIN_SOURCE_LR, halve_every=ALTMIN_SOURCE_HALVING_EPOCHS * steps),
+                        AltMin.source(), numbers, seed=seed, backend=backend)
             title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
                      f"{len(data.y_val)} val / {len(data.y_test)} test, MLP "
                      f"{'-'.join(map(str, widths))}")
@@ -151,8 +163,7 @@ def family_rows(store, n_train):
         diag = h["diagnostics"][-1] if lifted else None
         per_epoch = h["epoch_time"][1:]
         rows.append({
-            "key": key, "method": record["method"] + (" [sources' setting]"
-                                                      if key == "bcd-source" else ""),
+            "key": key, "method": record["method"] + SOURCE_RUNS.get(key, ""),
             "kind": "lifted" if lifted else "oracle",
             "diverged": h["diverged"],
             "final_train_loss": None if h["diverged"] else h["train_loss"][-1],
@@ -173,7 +184,7 @@ def report_family(store, out, name, title, n_train):
     """Write ``family-NAME.md``, ``family-NAME.png`` and ``family-NAME-residuals.png`` into
     ``out``; returns the Markdown table."""
     out = Path(out)
-    records = [(r["method"] + (" [sources']" if k == "bcd-source" else ""), r["history"])
+    records = [(r["method"] + SOURCE_RUNS.get(k, ""), r["history"])
                for k, r in store.data["runs"].items()]
     curve_panels(records, [("epoch", "train_loss", "epoch (sweep)", "full-batch training loss",
                             True),
@@ -186,21 +197,30 @@ def report_family(store, out, name, title, n_train):
     lifted = [(label, h["diagnostics"], n_train) for label, h in records if h.get("diagnostics")]
     if lifted:
         residuals_figure(lifted, out / f"family-{name}-residuals.png", title)
-    rows = []
-    for s in family_rows(store, n_train):
-        rows.append([s["method"], s["kind"], fmt_loss(s["final_train_loss"]),
-                     fmt_pct(s["test_acc"]), str(s["epochs"]),
-                     "-" if s["epoch_s"] is None else f"{s['epoch_s']:.3g}",
-                     fmt_loss(s["objective_per_sample"]),
-                     "-" if s["residual_z"] is None else f"{s['residual_z']:.2g}",
-                     "-" if s["residual_a"] is None else f"{s['residual_a']:.2g}"])
-    table = markdown_table(["method", "kind", "final train loss", "test acc",
-                            "epochs / sweeps", "s per epoch", "objective / N",
-                            "lin. residual", "nonlin. residual"], rows)
-    note = ("\nobjective / N: the lifted methods' F (ADMM: its augmented Lagrangian) per sample, "
-            "at the end; the oracle methods' own objective J, the mean training loss. "
-            "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
-            "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
-            "(mean; evaluations excluded).\n")
+    table = family_table(family_rows(store, n_train))
+    note = FAMILY_NOTE
     (out / f"family-{name}.md").write_text(f"### {title}\n\n{table}{note}")
     return table + note
+
+
+#: what the columns of :func:`family_table` mean
+FAMILY_NOTE = ("\nobjective / N: the lifted methods' F (ADMM: its augmented Lagrangian) per "
+               "sample, at the end; the oracle methods' own objective J, the mean training loss. "
+               "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
+               "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
+               "(mean; evaluations excluded).\n")
+
+
+def family_table(rows):
+    """The Markdown table of :func:`family_rows` (one row per run)."""
+    cells = []
+    for s in rows:
+        cells.append([s["method"], s["kind"], fmt_loss(s["final_train_loss"]),
+                      fmt_pct(s["test_acc"]), str(s["epochs"]),
+                      "-" if s["epoch_s"] is None else f"{s['epoch_s']:.3g}",
+                      fmt_loss(s["objective_per_sample"]),
+                      "-" if s["residual_z"] is None else f"{s['residual_z']:.2g}",
+                      "-" if s["residual_a"] is None else f"{s['residual_a']:.2g}"])
+    return markdown_table(["method", "kind", "final train loss", "test acc",
+                           "epochs / sweeps", "s per epoch", "objective / N",
+                           "lin. residual", "nonlin. residual"], cells)

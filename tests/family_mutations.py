@@ -82,6 +82,12 @@ MUTATIONS = {
     "M3": ("AltMin: start the code steps from the updated anchor (codes alias the anchors)",
            ALTMIN, [("    z = list(z0)\n    for l in range(K - 1, 0, -1):",
                      "    z = z0\n    for l in range(K - 1, 0, -1):")]),
+    "M9": ("AltMin: the anchor moves to the code after its first step", ALTMIN, [
+        ("g = code_gradient(net, theta, l, z[l], z_above, z0[l], y, mu, penalty_scale)",
+         "g = code_gradient(net, theta, l, z[l], z_above, z0[l] if step == 1 else z1, y, mu, "
+         "penalty_scale)"),
+        ("            z[l] = z[l] - inner_lr * g\n",
+         "            z[l] = z[l] - inner_lr * g\n            z1 = z[l] if step == 1 else z1\n")]),
     "M4": ("AltMin: codes bottom-up", ALTMIN, [(
         "    for l in range(K - 1, 0, -1):  # l = K-1 .. 1\n        z_above",
         "    for l in range(1, K):\n        z_above")]),

@@ -1,4 +1,4 @@
-r"""The penalty-training family side by side (issue 13): BackProp, ProxProp, AltMin, BCD, ADMM.
+r"""The penalty-training family side by side: BackProp, ProxProp, AltMin, BCD, ADMM.
 
 Every method trains the same ReLU MLP from the same initial parameters on the same data, for
 the same number of epochs; an epoch of a lifted method (BCD, ADMM) is one full-batch sweep,

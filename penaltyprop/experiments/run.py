@@ -66,7 +66,7 @@ EXPERIMENTS = {
                           cells=training.method_keys(training.figure3_methods)),
     "conditioning": Experiment(conditioning.run_conditioning, conditioning.report_conditioning,
                                None, "Section 4.1"),
-    "family": Experiment(None, None, None, "issue 13, the penalty-training family",
+    "family": Experiment(None, None, None, "the penalty-training family",
                          family.family_methods, runner=family.run_family,
                          scales=FAMILY_SETTINGS),
 }

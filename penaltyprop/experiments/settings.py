@@ -86,7 +86,7 @@ SETTINGS = {
 }
 
 
-# --------------------------------------------------------------------------- the family (issue 13)
+# --------------------------------------------------------------------------- the family
 @dataclass(frozen=True)
 class FamilyData:
     """One data set of the family comparison and the MLP trained on it.

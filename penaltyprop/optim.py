@@ -186,10 +186,13 @@ class Adam:
 
     which is :math:`p - \eta\,\hat m/(\sqrt{\hat v} + \epsilon)` with the bias-corrected
     moments :math:`\hat m = m/(1-\beta_1^t)`, :math:`\hat v = v/(1-\beta_2^t)`; m = v = 0 at t = 0.
-    :math:`\epsilon` is Adam's own hyperparameter, not a safeguard added here.
+    :math:`\epsilon` is Adam's own hyperparameter, not a safeguard added here. With
+    ``halve_every`` = H the rate of update t is :math:`\eta / 2^{\lfloor (t-1)/H\rfloor}`
+    (a step schedule, as ``LambdaLR(lambda e: 1/2**(e // H))`` stepped per update).
     """
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 halve_every=None):
         self.lr = _check_real(lr, "lr", 0.0, low_open=True)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
@@ -197,12 +200,17 @@ class Adam:
                       _check_real(betas[1], "betas[1]", 0.0, 1.0))
         self.eps = _check_real(eps, "eps", 0.0)
         self.weight_decay = _check_real(weight_decay, "weight_decay", 0.0)
+        if halve_every is not None and (isinstance(halve_every, bool) or
+                                        not isinstance(halve_every, int) or halve_every < 1):
+            raise ValueError(f"halve_every must be None or an integer >= 1, got {halve_every!r}")
+        self.halve_every = halve_every
 
     @property
     def config(self) -> dict:
         """The hyperparameters as a JSON-able dict."""
         return {"name": "adam", "lr": self.lr, "betas": list(self.betas), "eps": self.eps,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay,
+                **({"halve_every": self.halve_every} if self.halve_every else {})}
 
     def init(self, theta) -> OptState:
         """State before the first update: zero first and second moments m, v shaped like theta."""
@@ -214,7 +222,8 @@ class Adam:
         xp = array_module(theta[0][0])
         (beta1, beta2), wd = self.betas, self.weight_decay
         t = state.step + 1
-        step_size = self.lr / (1 - beta1**t)  # eta / (1 - beta1^t)
+        lr = self.lr / 2 ** ((t - 1) // self.halve_every) if self.halve_every else self.lr
+        step_size = lr / (1 - beta1**t)  # eta / (1 - beta1^t)
         sqrt_bc2 = math.sqrt(1 - beta2**t)  # sqrt(1 - beta2^t)
         new_theta, new_m, new_v = [], [], []
         for l, (params, grads) in enumerate(zip(theta, direction)):
@@ -240,7 +249,8 @@ class Adam:
 
     def __repr__(self):
         return (f"adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
-                f"weight_decay={self.weight_decay})")
+                f"weight_decay={self.weight_decay}"
+                + (f", halve_every={self.halve_every})" if self.halve_every else ")"))
 
 
 def sgd(lr, momentum=0.0, nesterov=False, weight_decay=0.0) -> SGD:
@@ -270,7 +280,7 @@ def sgd(lr, momentum=0.0, nesterov=False, weight_decay=0.0) -> SGD:
     return SGD(lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
-def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> Adam:
+def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, halve_every=None) -> Adam:
     r"""Adam with PyTorch's defaults and formulas (the paper's Section 5.3 uses lr = 1e-3).
 
     Parameters
@@ -281,6 +291,9 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> Adam:
         Added to :math:`\sqrt{\hat v}` in the denominator, as in the Adam paper.
     weight_decay : float >= 0
         Coupled L2 term :math:`\lambda\theta` added to the direction.
+    halve_every : int >= 1 or None
+        Halve the learning rate after every ``halve_every`` updates (Choromanska et al.'s
+        schedule is every 8 epochs: ``8 * steps per epoch``); None keeps it constant.
 
     Returns
     -------
@@ -291,7 +304,7 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> Adam:
     ValueError
         Naming the argument that is out of range.
     """
-    return Adam(lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    return Adam(lr, betas=betas, eps=eps, weight_decay=weight_decay, halve_every=halve_every)
 
 
 def make_optimizer(name, lr, momentum=None, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
@@ -331,5 +344,5 @@ def from_config(config: dict):
                    weight_decay=config["weight_decay"])
     if name == "adam":
         return adam(config["lr"], betas=tuple(config["betas"]), eps=config["eps"],
-                    weight_decay=config["weight_decay"])
+                    weight_decay=config["weight_decay"], halve_every=config.get("halve_every"))
     raise ValueError(f"optimizer config must name one of {OPTIMIZERS}, got {name!r}")

@@ -192,6 +192,11 @@ def test_method_settings_take_their_defaults_from_the_method_class():
     assert method == pp.BackProp() and tau == 0.05
     method, tau = settings(_train_args("--method", "proxprop", "--optimizer", "adam"))
     assert tau == 1e-3
+    args = _train_args("--method", "altmin")  # the source's optimizer and rate, no --tau
+    method, tau = settings(args)
+    assert method == pp.AltMin() and args.optimizer == "adam" and tau == 0.008
+    with pytest.raises(ValueError, match="--tau has no default for --method altmin"):
+        settings(_train_args("--method", "altmin", "--optimizer", "nesterov"))
 
 
 def test_every_registered_method_trains_from_the_command_line(capsys):

@@ -94,6 +94,20 @@ def test_bad_settings_are_named():
         AltMin(inputs="updated")
     with pytest.raises(ValueError, match="lr"):
         pp.make_method("altmin", lr=0.1)
+    with pytest.raises(ValueError, match="inner_momentum"):
+        AltMin(inner_momentum=1.0)
+    with pytest.raises(ValueError, match="penalty_scale"):
+        AltMin(penalty_scale="median")
+
+
+def test_the_source_preset_holds_the_source_code_settings():
+    """run_altmin_sgd.py's defaults: --mu 0.003, --n-iter-codes 5, --lr-codes 0.3 with
+    Nesterov momentum 0.9 (its SGD on the codes), mse_loss means, the updated codes as inputs."""
+    m = AltMin.source()
+    assert (m.mu, m.inner_steps, m.step_size, m.inner_momentum, m.penalty_scale, m.inputs) == \
+        (0.003, 5, 0.3, 0.9, "mean", "codes")
+    assert AltMin.source(inner_steps=2).inner_steps == 2
+    assert AltMin(penalty_scale="mean").step_size == 0.3 and AltMin(mu=4.0).step_size == 0.25
 
 
 def test_trains_on_digits_with_sgd():

@@ -103,8 +103,28 @@ def test_bad_settings_are_named():
         BCD(output_steps=2.5)
     with pytest.raises(ValueError, match="loss"):
         BCD(loss="hinge")
+    with pytest.raises(ValueError, match="output"):
+        BCD(output="joint")
     with pytest.raises(ValueError, match="sweeps"):
         pp.make_method("bcd", sweeps=3)
+
+
+def test_a_state_of_the_other_output_form_is_refused():
+    net, theta, X, y = random_problem([5, 8, 3], 6, seed=4)
+    state = BCD().init_state(net, theta, X, y)  # merged: no a_K
+    with pytest.raises(ValueError, match="output='split'"):
+        BCD(output="split").sweep(net, theta, state, X, y)
+
+
+def test_the_split_output_starts_at_the_forward_pass_and_is_labelled():
+    net, theta, X, y = random_problem([5, 8, 3], 6, seed=4)
+    method = BCD(output="split", loss="squared")
+    state = method.init_state(net, theta, X, y)
+    assert np.array_equal(state.a[-1], state.z[-1])  # a_K = z_K: every constraint holds
+    expected = lifted.loss_sum(state.z[-1], y, "squared")  # F is the loss alone there
+    assert float(method.objective(net, theta, state, y)) == pytest.approx(float(expected),
+                                                                          rel=1e-14)
+    assert method.label == "BCD (squared loss, split output)"
 
 
 def test_needs_relu_mlp():

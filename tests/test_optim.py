@@ -116,6 +116,24 @@ def test_adam_by_hand(xp):
     assert abs(got[0] - p0) == pytest.approx(lr, rel=1e-6)
 
 
+def test_adam_halves_its_rate_every_halve_every_updates(xp):
+    # a constant direction: every bias-corrected step m_hat / (sqrt(v_hat) + eps) is 1 up to
+    # eps (1e-8 relative), so update t moves p by exactly the rate of update t
+    lr = 0.01
+    theta = [(xp.zeros((1, 1)), xp.zeros(1))]
+    direction = [(xp.ones((1, 1)), xp.ones(1))]
+    opt = optim.adam(lr, halve_every=2)
+    state, moves, p = opt.init(theta), [], 0.0
+    for _ in range(5):
+        theta, state = opt.update(theta, direction, state)
+        p_new = float(to_host(theta[0][0])[0, 0])
+        moves.append(p - p_new)
+        p = p_new
+    assert moves == pytest.approx([lr, lr, lr / 2, lr / 2, lr / 4], rel=1e-7)
+    again = optim.from_config(opt.config)
+    assert again.halve_every == 2 and again.config == opt.config
+
+
 def test_sgd_weight_decay_by_hand(xp):
     lr, wd, mu, c, p0 = 0.1, 0.01, 0.5, 2.0, 1.5
     got, _ = _run(optim.sgd(lr, momentum=mu, weight_decay=wd), xp, p0, c, 2)
@@ -193,6 +211,8 @@ def test_make_optimizer_and_config_round_trip():
     (lambda: optim.adam(betas=(0.9,)), "betas"),
     (lambda: optim.adam(eps=-1e-8), "eps"),
     (lambda: optim.adam(weight_decay=-1.0), "weight_decay"),
+    (lambda: optim.adam(halve_every=0), "halve_every"),
+    (lambda: optim.adam(halve_every=2.5), "halve_every"),
     (lambda: optim.make_optimizer("rmsprop", 0.1), "optimizer"),
     (lambda: optim.make_optimizer("adam", 0.1, momentum=0.9), "momentum"),
 ])

@@ -47,7 +47,8 @@ def add(subparsers):
                     "checkpoint.npz there after every epoch (--resume continues from it). "
                     "Defaults follow the paper: Nesterov momentum 0.95, minibatches of 500, "
                     "tau = 0.05 for BackProp and tau = 1 for ProxProp (Section 5.1), tau = "
-                    "1e-3 with Adam (Section 5.3). A method's own settings take its defaults.")
+                    "1e-3 with Adam (Section 5.3); altmin trains with Adam at its source's "
+                    "rate 0.008 by default. A method's own settings take its defaults.")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits (shipped, default), cifar10 (the paper's) or mnist")

@@ -23,7 +23,9 @@ Experiments (:data:`EXPERIMENTS`):
 
 Modules: ``settings`` (the numbers of each scale), ``runner`` (data and the resuming store),
 ``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
-``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`). The figures are
+``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`), ``family`` (the
+penalty-training family), ``docnumbers`` (the documentation's tables and checked numbers,
+recomputed from docs/results: ``python -m penaltyprop.experiments.docnumbers``). The figures are
 drawn by :mod:`penaltyprop.plotting`; the command line is :mod:`penaltyprop.commands.experiment`.
 """
 from . import runner

@@ -18,12 +18,15 @@ set the experiment writes, into ``OUT/DATA/``:
 The methods and their step sizes (:func:`family_runs`) are what each method class says
 (``family_run``): BackProp and ProxProp as in the paper's Section 5.1 (Nesterov momentum 0.95;
 BackProp tau = 0.05; ProxProp exact, tau_theta = 0.05, tau = 1); AltMin with Adam, lr 0.008
-(Choromanska et al.'s AM-Adam, without their halving every 8 epochs); BCD (rho = gamma = 1,
-alpha = 5, Zeng et al.'s MNIST numbers) and ADMM (beta = 1, gamma = 10, Taylor et al.'s), both
-with the package's softmax cross-entropy. Every run has its own key; two runs with one key are
-an error, not a run skipped.
-Where a data set sets ``source_bcd``, BCD also runs in its sources' own setting: squared loss,
-three hidden layers of 1500, 50 sweeps.
+(mu = 1, code step 1/mu); BCD (rho = gamma = 1, alpha = 5, Zeng et al.'s MNIST numbers) and
+ADMM (beta = 1, gamma = 10, Taylor et al.'s), both with the package's softmax cross-entropy.
+Every run has its own key; two runs with one key are an error, not a run skipped.
+Every data set also runs AltMin with its source's settings
+(:meth:`~penaltyprop.methods.AltMin.source`, Adam lr 0.008 halved every 8 epochs: key
+``altmin-source``). Where a data set sets ``source_bcd``, BCD also runs in its sources' own
+setting: squared loss, three hidden layers of 1500, 50 sweeps, with the merged output
+(``bcd-source``) and with the sources' split output (``bcd-source-split``)
+(:func:`source_runs`).
 """
 from __future__ import annotations
 
@@ -35,8 +38,9 @@ from types import SimpleNamespace
 from ..data import load_dataset
 from ..data.mnist_csv import load_mnist_csv
 from ..fsutil import atomic_write_text, check_output_files
-from ..methods import BCD, METHODS, BackProp
+from ..methods import BCD, METHODS, AltMin, BackProp
 from ..network import mlp
+from ..optim import adam
 from ..plotting import curve_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
 from .results import RESULTS
@@ -53,7 +57,32 @@ SOURCES = {
 }
 SOURCE_BCD_HIDDEN = (1500, 1500, 1500)
 SOURCE_BCD_SWEEPS = 50
-SOURCE_BCD_KEY = "bcd-source"
+ALTMIN_SOURCE_LR, ALTMIN_SOURCE_HALVING_EPOCHS = 0.008, 8  # Adam's rate, halved every 8 epochs
+#: the configurations in their sources' own settings: key -> the tag of their table row
+SOURCE_RUNS = {"bcd-source": " [sources' setting]", "bcd-source-split": " [sources' setting]",
+               "altmin-source": " [source's settings]"}
+#: the methods of those configurations, by key
+SOURCE_METHODS = {"bcd-source": BCD(loss="squared"),
+                  "bcd-source-split": BCD(loss="squared", output="split"),
+                  "altmin-source": AltMin.source()}
+
+
+def source_runs(spec, data, widths, scale):
+    """``[(key, net, optimizer, method, numbers)]``: the configurations of :data:`SOURCE_RUNS`
+    for one data set: AltMin with its source's settings (Adam at 0.008, halved every 8
+    epochs) on the family's network, and where ``spec.source_bcd`` is set BCD on its sources'
+    network (squared loss, 3 x 1500, 50 sweeps), with the merged and the split output."""
+    numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
+    steps = -(-len(data.y_train) // scale.batch_size)  # minibatches per epoch
+    runs = [("altmin-source", mlp(widths),
+             adam(ALTMIN_SOURCE_LR, halve_every=ALTMIN_SOURCE_HALVING_EPOCHS * steps),
+             SOURCE_METHODS["altmin-source"], numbers)]
+    if spec.source_bcd:
+        source_net = mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes])
+        bcd_numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=SOURCE_BCD_SWEEPS)
+        runs = [(key, source_net, None, SOURCE_METHODS[key], bcd_numbers)
+                for key in ("bcd-source", "bcd-source-split")] + runs
+    return runs
 
 
 def family_runs():
@@ -68,8 +97,8 @@ def family_runs():
     """
     classes = sorted(METHODS.values(), key=lambda cls: (cls is not BackProp, cls.kind != "oracle"))
     runs = [cls.family_run() for cls in classes]
-    check_unique_keys([run.method for run in runs] + [BCD(loss="squared")],
-                      [run.method.key for run in runs] + [SOURCE_BCD_KEY])
+    check_unique_keys([run.method for run in runs] + list(SOURCE_METHODS.values()),
+                      [run.method.key for run in runs] + list(SOURCE_METHODS))
     return runs
 
 
@@ -136,13 +165,14 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
              for spec in scale.datasets]
     check_output_files(out, ("family.md",), "--out")
     results, tables = {}, []
-    for data, store, configs, widths, source in plans:
+    for data, store, configs, widths, sources in plans:
         name = data.name
         numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
-            if source is not None:  # the sources' BCD: squared loss, 3 x 1500, 50 sweeps
-                store.train(SOURCE_BCD_KEY, *source, seed=seed, backend=backend)
+            for key, net, optimizer, method, cell_numbers in sources:  # the sources' settings
+                store.train(key, net, data, optimizer, method, cell_numbers, seed=seed,
+                            backend=backend)
             title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
                      f"{len(data.y_val)} val / {len(data.y_test)} test, MLP "
                      f"{'-'.join(map(str, widths))}")
@@ -159,8 +189,8 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
 
 def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mnist_csv, log):
     """One data set of the family, ready to train and checked: ``(data, store, configs,
-    widths, source)``, ``source`` the sources' BCD ``(net, data, None, method,
-    numbers)`` or None. Loads the data; the store checks its folder (nothing is written)."""
+    widths, sources)``, ``sources`` the configurations in their sources' settings
+    (:func:`source_runs`). Loads the data; the store checks its folder (nothing is written)."""
     data = load_family_data(spec, scale, data_dir=data_dir, download=download,
                             mnist_csv=mnist_csv)
     name = data.name
@@ -177,14 +207,10 @@ def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mn
     configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
                for method, opt, tau in family_runs()]
     cells = {c.key: (c.net, c.optimizer, c.method, numbers) for c in configs}
-    source = None
-    if spec.source_bcd:
-        source = (mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes]), data, None,
-                  BCD(loss="squared"), SimpleNamespace(batch_size=scale.batch_size,
-                                                       epochs=SOURCE_BCD_SWEEPS))
-        cells["bcd-source"] = (source[0], None, source[3], source[4])
+    sources = source_runs(spec, data, widths, scale)
+    cells.update({key: (net, opt, method, nums) for key, net, opt, method, nums in sources})
     store.check_runs(cells, data, seed=seed, backend=backend)  # no runs it did not make
-    return data, store, configs, widths, source
+    return data, store, configs, widths, sources
 
 
 def family_rows(store, n_train):
@@ -197,8 +223,7 @@ def family_rows(store, n_train):
         diag = h["diagnostics"][-1] if lifted else None
         per_epoch = h["epoch_time"][1:]
         rows.append({
-            "key": key, "method": record["method"] + (" [sources' setting]"
-                                                      if key == "bcd-source" else ""),
+            "key": key, "method": record["method"] + SOURCE_RUNS.get(key, ""),
             "kind": "lifted" if lifted else "oracle",
             "diverged": h["diverged"],
             "final_train_loss": None if h["diverged"] else h["train_loss"][-1],
@@ -219,7 +244,7 @@ def report_family(store, out, name, title, n_train):
     """Write ``family-NAME.md``, ``family-NAME.png`` and ``family-NAME-residuals.png`` into
     ``out``; returns the Markdown table."""
     out = Path(out)
-    records = [(r["method"] + (" [sources']" if k == "bcd-source" else ""), r["history"])
+    records = [(r["method"] + SOURCE_RUNS.get(k, ""), r["history"])
                for k, r in store.data["runs"].items()]
     curve_panels(records, [("epoch", "train_loss", "epoch (sweep)", "full-batch training loss",
                             True),
@@ -232,21 +257,30 @@ def report_family(store, out, name, title, n_train):
     lifted = [(label, h["diagnostics"], n_train) for label, h in records if h.get("diagnostics")]
     if lifted:
         residuals_figure(lifted, out / f"family-{name}-residuals.png", title)
-    rows = []
-    for s in family_rows(store, n_train):
-        rows.append([s["method"], s["kind"], fmt_loss(s["final_train_loss"]),
-                     fmt_pct(s["test_acc"]), str(s["epochs"]),
-                     "-" if s["epoch_s"] is None else f"{s['epoch_s']:.3g}",
-                     fmt_loss(s["objective_per_sample"]),
-                     "-" if s["residual_z"] is None else f"{s['residual_z']:.2g}",
-                     "-" if s["residual_a"] is None else f"{s['residual_a']:.2g}"])
-    table = markdown_table(["method", "kind", "final train loss", "test acc",
-                            "epochs / sweeps", "s per epoch", "objective / N",
-                            "lin. residual", "nonlin. residual"], rows)
-    note = ("\nobjective / N: the lifted methods' F (ADMM: its augmented Lagrangian) per sample, "
-            "at the end; the oracle methods' own objective J, the mean training loss. "
-            "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
-            "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
-            "(mean; evaluations excluded).\n")
+    table = family_table(family_rows(store, n_train))
+    note = FAMILY_NOTE
     atomic_write_text(out / f"family-{name}.md", f"### {title}\n\n{table}{note}")
     return table + note
+
+
+#: what the columns of :func:`family_table` mean
+FAMILY_NOTE = ("\nobjective / N: the lifted methods' F (ADMM: its augmented Lagrangian) per "
+               "sample, at the end; the oracle methods' own objective J, the mean training loss. "
+               "Residuals: root mean square per sample of z_l - W_l a_{l-1} - b_l and "
+               "a_l - relu(z_l), all layers. s per epoch: training seconds of one epoch or sweep "
+               "(mean; evaluations excluded).\n")
+
+
+def family_table(rows):
+    """The Markdown table of :func:`family_rows` (one row per run)."""
+    cells = []
+    for s in rows:
+        cells.append([s["method"], s["kind"], fmt_loss(s["final_train_loss"]),
+                      fmt_pct(s["test_acc"]), str(s["epochs"]),
+                      "-" if s["epoch_s"] is None else f"{s['epoch_s']:.3g}",
+                      fmt_loss(s["objective_per_sample"]),
+                      "-" if s["residual_z"] is None else f"{s['residual_z']:.2g}",
+                      "-" if s["residual_a"] is None else f"{s['residual_a']:.2g}"])
+    return markdown_table(["method", "kind", "final train loss", "test acc",
+                           "epochs / sweeps", "s per epoch", "objective / N",
+                           "lin. residual", "nonlin. residual"], cells)

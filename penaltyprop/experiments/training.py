@@ -134,7 +134,9 @@ def table1_rows(store, cg_variant):
 NOT_RUN = "not run"
 
 
-def _table(rows, mark_best=True):
+def table1_markdown(rows, mark_best=True):
+    """Table 1 as Markdown: ``rows`` of (label, [loss, None or NOT_RUN per tau]); "-" for a
+    diverged cell, the row's lowest loss in bold."""
     out = []
     for label, values in rows:
         finite = [v for v in values if isinstance(v, (int, float))]
@@ -149,8 +151,8 @@ def report_table1(store, out, title, *, cg_variant="textbook"):
     """Write table1.png (loss against tau) and table1.md (ours, then the paper's)."""
     rows = table1_rows(store, cg_variant)
     table1_figure(list(TABLE1_TAUS), rows, out / "table1.png", title)
-    ours = _table(rows)
-    paper = _table(list(PAPER_TABLE1.items()))
+    ours = table1_markdown(rows)
+    paper = table1_markdown(list(PAPER_TABLE1.items()))
     text = (f"### {title}\n\nOurs (final full-batch training loss; '-' = diverged; "
             f"bold = best tau of the row):\n\n{ours}\nPaper, Table 1 (50 epochs, "
             f"45,000 images):\n\n{paper}")

@@ -170,6 +170,8 @@ class OracleMethod(Method):
     kind = "oracle"
     default_optimizer: typing.ClassVar[str] = "nesterov"
     default_tau: typing.ClassVar[typing.Optional[float]] = None
+    #: the optimizer the command line uses when none is given; default_tau is its rate
+    default_optimizer: typing.ClassVar[str] = "nesterov"
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: the minibatch loss :math:`J(\theta; X, y)` and a direction with the

@@ -6,26 +6,38 @@ r"""Proximal block coordinate descent (BCD): Zeng, Lau, Lin, Yao, ICML 2019; Lau
 .. math:: F = \ell_y(z_K) + \sum_{l=1}^{K}\frac{\rho}{2}\|z_l - W_l a_{l-1} - b_l\mathbf 1^\top\|^2
           + \sum_{l=1}^{K-1}\frac{\gamma}{2}\|a_l - \sigma(z_l)\|^2 .
 
-The sources minimise the same three-splitting objective with the squared loss
-:math:`\tfrac12\|a_L - Y\|^2` (their Eq. 2.5 and notebooks; they keep a separate output
-activation :math:`V_N = U_N`, which the identity output map makes one variable here).
-The default here is softmax cross-entropy, the loss of every other method of the package, so
+This is ``output="merged"`` (the default). The sources (their Eq. 2.5 and notebooks) keep two
+output variables, the output activation :math:`V_N` and the pre-activation :math:`U_N`,
+coupled by the nonlinear constraint of the identity output map:
+:math:`\ell_y(V_N) + \tfrac{\gamma}{2}\|V_N - U_N\|^2 + \tfrac{\rho}{2}\|U_N - W_N V_{N-1} - b_N\|^2`.
+That is a different objective, not the same one written with one variable: minimising it over
+:math:`V_N` leaves, for the squared loss, :math:`\tfrac{\gamma}{1+\gamma}\cdot\tfrac12\|U_N - Y\|^2`
+(half the merged loss at gamma = 1), and :math:`V_N \ne U_N` at every finite gamma.
+``output="split"`` runs the sources' form, with :math:`V_N` stored as ``state.a[K]``
+(:math:`a_K`); the merged form is the default because it is F, the objective every other
+lifted method of the package shares, and it has one variable less.
+The default loss is softmax cross-entropy, the loss of every other method of the package, so
 that the family is compared on one loss; ``loss="squared"`` is the sources' loss.
 
 **One sweep** goes backwards, every block minimising F plus a proximal term
 :math:`\tfrac{\alpha}{2}\|\cdot - \cdot^k\|^2` (none on a, as in the sources):
 
-1. :math:`z_K \leftarrow \arg\min \ell_y(z) + \tfrac{\rho}{2}\|z - \phi(\theta_K, a_{K-1})\|^2
+1. merged: :math:`z_K \leftarrow \arg\min \ell_y(z) + \tfrac{\rho}{2}\|z - \phi(\theta_K, a_{K-1})\|^2
    + \tfrac{\alpha}{2}\|z - z_K^k\|^2` (squared loss: closed form; cross-entropy: ``output_steps``
-   gradient steps from :math:`z_K^k`, each a descent step, see :func:`.lifted.output_prox`);
+   gradient steps from :math:`z_K^k`, each a descent step, see :func:`.lifted.output_prox`).
+   Split (the sources' order): :math:`a_K \leftarrow \arg\min \ell_y(a) + \tfrac{\gamma}{2}\|a - z_K\|^2
+   + \tfrac{\alpha}{2}\|a - a_K^k\|^2`, then :math:`z_K \leftarrow \arg\min \tfrac{\gamma}{2}\|a_K - z\|^2
+   + \tfrac{\rho}{2}\|z - \phi(\theta_K, a_{K-1})\|^2` (no proximal term, as in the sources);
 2. for l = K .. 1:
 
    * :math:`\theta_l \leftarrow \arg\min \tfrac{\rho}{2}\|z_l - \phi(\theta, a_{l-1})\|^2
      + \tfrac{\alpha}{2}\|\theta - \theta_l^k\|^2`, which is ProxProp's Eq. 44 with
      :math:`\tau_\theta = \rho/\alpha` (:func:`penaltyprop.prox.prox_exact`, the batch-space solve when
-     N < n_{l-1}+1);
+     N < n_{l-1}+1). W and b are solved **jointly** (the exact block minimiser); the sources'
+     notebook updates W with the old b and b with the old W (one Jacobi step on the same
+     block), which lowers F less per sweep;
    * if l > 1: :math:`a_{l-1} \leftarrow (\rho W_l^\top W_l + \gamma I)^{-1}(\rho W_l^\top(z_l - b_l)
-     + \gamma\sigma(z_{l-1}))` (:func:`.lifted.a_step`);
+     + \gamma\sigma(z_{l-1}))` with the new :math:`\theta_l` (:func:`.lifted.a_step`);
    * if l > 1: :math:`z_{l-1} \leftarrow \arg\min \tfrac{\gamma}{2}\|a_{l-1} - \sigma(z)\|^2
      + \tfrac{\rho}{2}\|z - \phi(\theta_{l-1}, a_{l-2})\|^2 + \tfrac{\alpha}{2}\|z - z_{l-1}^k\|^2`,
      the ReLU prox by cases (:func:`.lifted.relu_prox`).
@@ -33,6 +45,10 @@ that the family is compared on one loss; ``loss="squared"`` is the sources' loss
 Every block step is an exact minimiser of F plus a non-negative proximal term that vanishes
 at the old value (the output step a descent step on it), so F never increases, block by
 block; the sources prove convergence to a critical point at rate O(1/k).
+
+**Initialisation.** The training loop starts from ``net.init`` (PyTorch's default,
+:math:`U(-1/\sqrt{n_{l-1}}, 1/\sqrt{n_{l-1}})` for W and b) and a forward pass, as every other
+method; the sources' notebooks draw :math:`W \sim 0.01\,N(0, 1)` and set b = 0.1.
 """
 from __future__ import annotations
 
@@ -46,22 +62,32 @@ from . import costs, lifted
 from .base import LiftedMethod, setting
 from .networks import RELU_MLP
 
+#: the output block: one variable z_K (F), or the sources' a_K and z_K coupled by gamma
+OUTPUTS = ("merged", "split")
 
-def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact_system="auto"):
+
+def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact_system="auto",
+              output="merged"):
     r"""One backward BCD sweep as a generator that pauses after every block update.
 
-    Yields ``(block, l, theta, a, z)`` with block in ``"z_out"``, ``"theta"``, ``"a"``, ``"z"``
-    and l the paper's layer index of the block (``a`` pauses name l-1's ``a_{l-1}`` as l-1).
-    ``theta``, ``a``, ``z`` are new lists; no input array is modified.
+    Yields ``(block, l, theta, a, z)`` with block in ``"a_out"`` (split output only),
+    ``"z_out"``, ``"theta"``, ``"a"``, ``"z"`` and l the paper's layer index of the block
+    (``a`` pauses name l-1's ``a_{l-1}`` as l-1). ``theta``, ``a``, ``z`` are new lists; no
+    input array is modified.
     """
     K = net.n_linear
     theta, a, z = list(theta), list(state.a), list(state.z)
     advice = bcd_advice(rho, gamma, alpha, a[0].dtype)
-    # 1. output block: prox of the loss, Zeng et al.'s V_N/U_N step with prox term alpha
     c = rho + alpha
     m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
-    v = (rho * m + alpha * z[K]) / c  # rho/2||z - m||^2 + alpha/2||z - z^k||^2 = c/2||z - v||^2 + const
-    z[K] = lifted.output_prox(v, y, c, loss, output_steps, z0=z[K])
+    if output == "split":  # the sources' V_N (= a_K), then U_N (= z_K)
+        v = (gamma * z[K] + alpha * a[K]) / (gamma + alpha)
+        a[K] = lifted.output_prox(v, y, gamma + alpha, loss, output_steps, z0=a[K])
+        yield "a_out", K, theta, a, z
+        z[K] = (gamma * a[K] + rho * m) / (gamma + rho)  # argmin gamma/2||a_K - z||^2 + rho/2||z - m||^2
+    else:  # 1. output block: prox of the loss with prox term alpha
+        v = (rho * m + alpha * z[K]) / c  # rho/2||z - m||^2 + alpha/2||z - z^k||^2 = c/2||z - v||^2 + const
+        z[K] = lifted.output_prox(v, y, c, loss, output_steps, z0=z[K])
     yield "z_out", K, theta, a, z
     for l in range(K, 0, -1):  # l = K .. 1
         W, b = theta[l - 1]
@@ -119,6 +145,9 @@ class BCD(LiftedMethod):
         Gradient steps of the cross-entropy output block.
     exact_system : {"auto", "primal", "batch"}
         The system of Eq. 44.
+    output : {"merged", "split"}
+        ``"merged"`` (default: one output variable z_K, the objective F) or ``"split"`` (the
+        sources': a_K and z_K coupled by :math:`\tfrac{\gamma}{2}\|a_K - z_K\|^2`).
 
     Examples
     --------
@@ -147,6 +176,8 @@ class BCD(LiftedMethod):
     loss: str = setting("cross_entropy", "output loss: cross_entropy or squared")
     output_steps: int = setting(10, "gradient steps of the cross-entropy output block")
     exact_system: str = setting("auto", "system of Eq. 44: auto, primal or batch")
+    output: str = setting("merged", "output block: merged (one variable z_K) or split (the "
+                                    "sources' a_K and z_K coupled by gamma)")
 
     def __post_init__(self):
         for name in ("rho", "gamma", "alpha"):
@@ -154,22 +185,32 @@ class BCD(LiftedMethod):
         check_choice(self.loss, "loss", lifted.LOSSES)
         object.__setattr__(self, "output_steps", check_int(self.output_steps, "output_steps", 1))
         check_choice(self.exact_system, "exact_system", ("auto", "primal", "batch"))
+        check_choice(self.output, "output", OUTPUTS)
 
     @property
     def label(self) -> str:
-        return "BCD" if self.loss == "cross_entropy" else "BCD (squared loss)"
+        parts = [p for p in ("squared loss" if self.loss == "squared" else "",
+                             "split output" if self.output == "split" else "") if p]
+        return "BCD" + (f" ({', '.join(parts)})" if parts else "")
 
     def init_state(self, net, theta, X, y):
-        """Activations from a forward pass (every constraint holds: F = the summed loss)."""
-        return lifted.init_state(net, theta, X, y, self.name)
+        """Activations from a forward pass (every constraint holds: F = the summed loss);
+        with the split output also :math:`a_K = z_K`."""
+        state = lifted.init_state(net, theta, X, y, self.name)
+        if self.output == "split":
+            return lifted.LiftedState(state.a + [state.z[-1]], state.z, None, state.sweeps)
+        return state
 
     def steps(self, net, theta, state, X, y):
         """The sweep as a generator over its block updates (``bcd_steps`` in this module); the
         state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
         otherwise)."""
         lifted.check_state(net, theta, state, X, y, self.name)
+        if (len(state.a) == net.n_linear + 1) != (self.output == "split"):
+            raise ValueError(f"state must come from init_state of this method (output="
+                             f"{self.output!r})")
         return bcd_steps(net, theta, state, y, self.rho, self.gamma, self.alpha, self.loss,
-                         self.output_steps, self.exact_system)
+                         self.output_steps, self.exact_system, self.output)
 
     def sweep(self, net, theta, state, X, y):
         """One backward sweep over every block: ``(theta, state)``, both new."""
@@ -184,15 +225,22 @@ class BCD(LiftedMethod):
         return costs.bcd_sweep_flops(shapes, self)
 
     def objective(self, net, theta, state, y):
-        """F (0-d array) at the given variables."""
+        r"""F (0-d array) at the given variables; split output: the loss on :math:`a_K` plus
+        :math:`\tfrac{\gamma}{2}\|a_K - z_K\|^2` in place of the loss on :math:`z_K`."""
         lifted.check_objective_args(net, theta, state, y, self.name)
-        return lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
+        F = lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
+        if self.output == "split":
+            a_K, z_K = state.a[-1], state.z[-1]
+            F = F - lifted.loss_sum(z_K, y, self.loss) + lifted.loss_sum(a_K, y, self.loss) \
+                + self.gamma / 2 * ((a_K - z_K) ** 2).sum()
+        return F
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         """Host floats: F, its loss term, and the residuals of both constraints per layer."""
         lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
         act, lin = lifted.residuals(net, theta, state.a, state.z)
+        out = state.a[-1] if self.output == "split" else state.z[-1]
         return {"sweeps": state.sweeps,
                 "objective": to_float(self.objective(net, theta, state, y)),
-                "output_loss": to_float(lifted.loss_sum(state.z[-1], y, self.loss)),
+                "output_loss": to_float(lifted.loss_sum(out, y, self.loss)),
                 "residual_a": act, "residual_z": lin}

@@ -1,0 +1,82 @@
+"""The numbers in the docs come from the committed results: every generated table and every
+checked number of README.md, docs/reproduction.md and docs/family.md equals what
+``penaltyprop.experiments.docnumbers`` computes from docs/results/*.json, and the check fails
+on drift.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from penaltyprop.experiments import docnumbers
+from penaltyprop.experiments.docnumbers import Results, count_markers, evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_docs_match_their_results():
+    stale = docnumbers.check(ROOT)
+    assert not stale, ("these pages differ from docs/results (run python -m "
+                       "penaltyprop.experiments.docnumbers --write):\n" + "\n".join(stale.values()))
+
+
+@pytest.mark.parametrize("page", docnumbers.DOCUMENTS)
+def test_every_page_has_generated_tables_and_checked_numbers(page):
+    blocks, values = count_markers((ROOT / page).read_text())
+    assert blocks >= 1 and values >= 5
+
+
+def _fake_repo(tmp_path):
+    """A repository with one results file and one page that uses both kinds of marker."""
+    shutil.copy(ROOT / "docs/results/figure2-small.json", tmp_path / "f.json")
+    (tmp_path / "docs/results").mkdir(parents=True)
+    shutil.move(tmp_path / "f.json", tmp_path / "docs/results/figure2-small.json")
+    page = ("BackProp reached <!-- v: run figure2-small backprop test_acc | pct -->?<!-- /v -->.\n"
+            "<!-- generated: figure figure2-small figure2 4 -->\n<!-- end generated -->\n")
+    (tmp_path / "page.md").write_text(page)
+    return tmp_path
+
+
+def test_drift_is_found_and_rewritten(tmp_path):
+    root = _fake_repo(tmp_path)
+    assert docnumbers.check(root, ("page.md",))  # the placeholders differ
+    assert docnumbers.write(root, ("page.md",)) == ["page.md"]
+    text = (root / "page.md").read_text()
+    assert "reached <!-- v: run figure2-small backprop test_acc | pct -->29.0%<!-- /v -->" in text
+    assert "| BackProp | 1.907 |" in text
+    assert docnumbers.check(root, ("page.md",)) == {}
+    # a result changes: both the inline number and the table are stale now
+    path = root / "docs/results/figure2-small.json"
+    data = json.loads(path.read_text())
+    data["runs"]["backprop"]["history"]["test_acc"] = 0.3
+    data["runs"]["backprop"]["history"]["train_loss"][-1] = 1.5
+    path.write_text(json.dumps(data))
+    diff = docnumbers.check(root, ("page.md",))["page.md"]
+    assert "-BackProp reached" in diff and "30.0%" in diff and "| BackProp | 1.500 |" in diff
+
+
+def test_median_epoch_time_leaves_out_epoch_0():
+    results = Results(ROOT / "docs/results")
+    times = results["figure3-medium"]["runs"]["backprop"]["history"]["epoch_time"]
+    assert times[0] == 0.0  # epoch 0 only evaluates; it would pull the median down
+    ordered = sorted(times[1:])  # 15 epochs: the median is the 8th
+    assert evaluate("epoch figure3-medium backprop | f3", results) == f"{ordered[7]:.3f}"
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("nonsense figure2-small", "unknown value function 'nonsense'"),
+    ("run figure2-small backprop test_acc | percent", "unknown format 'percent'"),
+    ("run figure2-small adam test_acc", "no run 'adam'"),
+    ("run no-such-file backprop test_acc", "no results file"),
+])
+def test_bad_expressions_are_named(expr, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(expr, Results(ROOT / "docs/results"))
+
+
+def test_an_unknown_table_is_named(tmp_path):
+    (tmp_path / "docs/results").mkdir(parents=True)
+    (tmp_path / "page.md").write_text("<!-- generated: no-such-table -->\n<!-- end generated -->")
+    with pytest.raises(ValueError, match="unknown table 'no-such-table'"):
+        docnumbers.check(tmp_path, ("page.md",))

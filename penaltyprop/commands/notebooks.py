@@ -2,7 +2,9 @@
 
 * ``--student DIR``: the teaching notebooks without their solution cells, outputs cleared;
 * ``--figures DIR``: run the notebooks and save the figures worth a lecture as PNG and SVG;
-* ``--grade FILE ...``: run students' notebooks and print every exercise check's verdict.
+* ``--grade FILE ...``: run students' notebooks and print every exercise check's verdict;
+* ``--time FILE``: run every notebook (with and without CIFAR-10) and write the times as JSON,
+  with their Markdown table beside it (docs/teaching.md quotes it).
 
 The notebooks are read from ``--source`` (default: the repository's ``notebooks/`` folder
 beside the package).
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import exercises
-from ..exercises import editions
+from ..exercises import editions, times
 from ..exercises import run as notebook_run
 from ..fsutil import check_writable_dir
 from .common import path, positive_int, say
@@ -30,7 +32,9 @@ def add(subparsers):
                     "saves the figures worth showing in a lecture as PNG and SVG (needs "
                     "nbclient and ipykernel; a few minutes on a laptop CPU). --grade FILE ... "
                     "runs students' notebooks and prints each exercise's verdict: right, "
-                    "wrong, not done, error or not run.")
+                    "wrong, not done, error or not run. --time FILE runs every notebook, "
+                    "with CIFAR-10 and without (the notebooks then fall back to the "
+                    "digits), and writes the times as JSON and a Markdown table.")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--student", type=path, metavar="DIR",
                         help="write the student edition of every notebook into DIR")
@@ -38,6 +42,9 @@ def add(subparsers):
                         help="run the notebooks and write their lecture figures into DIR")
     action.add_argument("--grade", type=path, nargs="+", metavar="FILE",
                         help="run these notebooks and print every exercise check's verdict")
+    action.add_argument("--time", type=path, metavar="FILE",
+                        help="run every notebook, with CIFAR-10 and without, and write the "
+                             "times to FILE (JSON) and its table to FILE with .md")
     p.add_argument("--source", type=path, default=DEFAULT_SOURCE, metavar="DIR",
                    help="the notebooks folder (default: the repository's notebooks/)")
     p.add_argument("--only", nargs="+", metavar="NN", default=None,
@@ -59,6 +66,14 @@ def run(args) -> int:
         written = editions.write_student_edition(args.source, args.student)
         say(f"wrote the student edition of {len(written)} notebooks into {args.student} "
             "(solutions left out, outputs cleared)")
+        return 0
+    if args.time is not None:
+        if args.time.suffix != ".json":
+            raise ValueError(f"--time: expected a .json file name, got {args.time}")
+        check_writable_dir(args.time.parent, "--time")
+        result = times.measure_notebooks(args.source, args.timeout, progress=say)
+        written = times.write_times(result, args.time)
+        say(f"wrote {written[0]} and {written[1]}")
         return 0
     if args.figures is not None:
         files = editions.notebook_files(args.source)

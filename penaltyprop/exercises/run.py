@@ -37,7 +37,7 @@ def notebook_client(nb, folder, timeout, allow_errors):
     except ImportError:
         raise ValueError("running notebooks needs nbclient and ipykernel "
                          "(pip install nbclient ipykernel, or the test requirements)") from None
-    node = nbformat.from_dict(json.loads(json.dumps(nb)))
+    node = nbformat.reads(json.dumps(nb), as_version=4)
     return node, NotebookClient(node, timeout=timeout, kernel_name="python3",
                                 allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(folder)}})
@@ -60,12 +60,18 @@ def execute(nb, folder, timeout=600, allow_errors=False):
     Raises
     ------
     ValueError
-        If nbclient is missing; with ``allow_errors=False``, nbclient's CellExecutionError
-        (a cell raised).
+        If nbclient is missing, or (with ``allow_errors=False``) a cell raised.
     """
+    from nbclient.exceptions import CellExecutionError
+
     node, client = notebook_client(nb, folder, timeout, allow_errors)
-    with normal_checks():
-        client.execute()
+    try:
+        with normal_checks():
+            client.execute()
+    except CellExecutionError as err:  # one cell raised: say what, and the cell's first line
+        cell = next((line for line in str(err).splitlines()[2:] if line.strip()), "")
+        raise ValueError(f"a notebook cell raised {err.ename}: {err.evalue} (the cell that "
+                         f"starts with {cell.strip()[:80]!r})") from None
     return json.loads(json.dumps(node))
 
 

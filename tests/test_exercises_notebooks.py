@@ -207,3 +207,13 @@ def test_the_times_table_quotes_the_measurement():
     for name, runs in result["notebooks"].items():
         assert runs["as_set_up"]["cifar10"] == ("without_cifar10" in runs), name
         assert not runs.get("without_cifar10", {"cifar10": False})["cifar10"], name
+
+
+def test_the_guides_sample_verdict_is_what_the_check_prints():
+    import numpy as np
+
+    def relu_prox(a, v, gamma, c):  # the guide's "first attempt"
+        return np.maximum((gamma * a + c * v) / (gamma + c), 0)
+
+    guide = (NOTEBOOKS.parent / "docs/teaching.md").read_text()
+    assert exercises.check_relu_prox(relu_prox).message in guide

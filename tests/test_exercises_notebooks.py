@@ -217,3 +217,33 @@ def test_the_guides_sample_verdict_is_what_the_check_prints():
 
     guide = (NOTEBOOKS.parent / "docs/teaching.md").read_text()
     assert exercises.check_relu_prox(relu_prox).message in guide
+
+
+@pytest.mark.slow
+def test_pytest_fails_a_notebook_whose_check_is_not_right(tmp_path):
+    """notebooks/conftest.py puts the checks in strict mode for pytest's notebook runs: a wrong
+    answer fails its notebook, a right one passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS / "conftest.py", folder)
+    head = "from penaltyprop import exercises as ex\nfrom penaltyprop.methods.lifted import relu_prox"
+    for name, answer in (("wrong", "lambda a, v, gamma, c: v"), ("right", "relu_prox")):
+        nb = notebook(head, f"ex.check_relu_prox({answer})")
+        nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}
+        editions.write_notebook(nb, folder / f"{name}.ipynb")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbmake", "-p", "no:cacheprovider",
+                           "-o", "addopts=", str(folder)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert "wrong.ipynb" in done.stdout and "1 failed, 1 passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_the_guide_lists_every_lecture_figure():
+    named = {name for f in FILES for name, _ in run.figure_cells(editions.read_notebook(f))}
+    guide = (NOTEBOOKS.parent / "docs/teaching.md").read_text()
+    listed = set(re.findall(r"^\| `(\d\d-[\w-]+)` \| \d\d \|", guide, re.M))
+    assert named == listed and len(named) >= 6

@@ -56,7 +56,9 @@ def mistakes(theta, X, y, tau):
         return dict(zip(NAMES, (W1 - c * tau * gW1, b1 - c * tau * gb1, W2 - c * tau * gW2,
                                 b2 - c * tau * gb2)))
 
-    out = [  # the ones that change fewer outputs first: they are the more specific
+    # A mistake matches when it explains every wrong output, so one that changes only layer 1
+    # goes before a broader one that also changes layer 1 the same way (the global sign).
+    out = [
         (scaled(N), "every update is N times too large: J is the MEAN loss, so "
                     "e = (softmax(z_2) - onehot(y)) / N (Eq. 12)."),
         ({"W1": W1 + tau * gW1, "b1": b1 + tau * gb1},

@@ -15,6 +15,12 @@ from penaltyprop.exercises import proximal, steps
 from penaltyprop.exercises.verdict import STRICT_ENV
 
 
+@pytest.fixture(autouse=True)
+def normal_checks(monkeypatch):
+    """The checks answer rather than raise, whatever the environment says."""
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+
+
 # --------------------------------------------------------------------------- solutions
 def algorithm1(theta, X, y, tau, mistake=None):
     """One sweep of Algorithm 1, two linear layers, ReLU, mean cross-entropy, rho = gamma = 1/tau."""

@@ -24,6 +24,13 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FILES = editions.notebook_files(NOTEBOOKS)
 
 
+
+@pytest.fixture(autouse=True)
+def normal_checks(monkeypatch):
+    """The checks answer rather than raise, whatever the environment says."""
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+
+
 def cells(path, tag=None):
     nb = editions.read_notebook(path)
     return [c for c in nb["cells"] if tag is None or tag in editions.tags(c)]

@@ -39,8 +39,9 @@ def read_notebook(path) -> dict:
 
 
 def write_notebook(nb, path) -> None:
-    """Write a notebook as Jupyter does (one-space indent, UTF-8, final newline), atomically."""
-    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    """Write a notebook as Jupyter does (sorted keys, one-space indent, UTF-8, final newline),
+    atomically."""
+    atomic_write_text(path, json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
 
 
 def tags(cell) -> list:

@@ -8,6 +8,7 @@ Commands, one module each in :mod:`penaltyprop.commands`:
   per setting of the registered methods).
 * ``experiment``: rerun one of the paper's experiments.
 * ``bench``: time one training step against the machine's GEMM peak.
+* ``notebooks``: the teaching notebooks' student edition, lecture figures and grading.
 
 Adding a command: write ``penaltyprop/commands/NAME.py`` with ``add(subparsers)``, which
 creates its parser (with ``help=`` and a ``description``) and calls
@@ -21,11 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import bench, demo, experiment, train
+from .commands import bench, demo, experiment, notebooks, train
 from .version import __version__
 
 #: the command modules, in the order ``--help`` lists them
-COMMANDS = [demo, train, experiment, bench]
+COMMANDS = [demo, train, experiment, bench, notebooks]
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,6 +24,7 @@ LAYERS = {
     "optim": 5, "checkpoint": 5, "history": 5, "train": 5, "runconfig": 5, "data": 5,
     "runlock": 5, "fsutil": 5, "memory": 5,
     "experiments": 6, "bench": 6, "plotting": 6, "cli": 6, "commands": 6, "__main__": 6,
+    "exercises": 6,
 }
 
 

@@ -239,3 +239,21 @@ def test_a_tampered_lifted_state_names_the_checkpoint(digits, tmp_path):
                                               r"has shape \(16, 5\), expected \(16, 200\)"):
         train(net, digits, None, pp.BCD(), epochs=2, progress=False, out_dir=tmp_path,
               resume=True)
+
+
+def test_bcds_split_output_state_is_checked_and_resumes_exactly(tmp_path):
+    """The split output keeps a_K beside z_K: its state passes the state checks, is bound to its
+    data like the merged one, and a checkpointed run resumes bit for bit."""
+    data = pp.data.load_dataset("digits", subset=200)
+    net = pp.mlp([64, 8, 10])
+    method = pp.BCD(output="split")
+    whole = pp.train.train(net, data, None, method, epochs=3, seed=0, progress=False)
+    pp.train.train(net, data, None, method, epochs=2, seed=0, progress=False, out_dir=tmp_path)
+    resumed = pp.train.train(net, data, None, method, epochs=3, seed=0, progress=False,
+                             out_dir=tmp_path, resume=True)
+    assert resumed.history["train_loss"] == whole.history["train_loss"]
+    X = pp.data.batch_last(data.X_train)
+    theta = net.init(seed=0, dtype=X.dtype)
+    state = method.init_state(net, theta, X, data.y_train)
+    with pytest.raises(ValueError, match="other data"):
+        method.sweep(net, theta, state, X, (data.y_train + 1) % 10)

@@ -198,7 +198,8 @@ class BCD(LiftedMethod):
         with the split output also :math:`a_K = z_K`."""
         state = lifted.init_state(net, theta, X, y, self.name)
         if self.output == "split":
-            return lifted.LiftedState(state.a + [state.z[-1]], state.z, None, state.sweeps)
+            return lifted.LiftedState(state.a + [state.z[-1]], state.z, None, state.sweeps,
+                                      state.y)
         return state
 
     def steps(self, net, theta, state, X, y):

@@ -137,17 +137,19 @@ def check_objective_args(net, theta, state, y, method):
 
 def check_state_shapes(net, state, X, method):
     """Raise ValueError unless the state's a, z (and multiplier) fit ``net`` and X's N samples,
-    with X's dtype and backend."""
+    with X's dtype and backend. ``a`` has K entries a_0 .. a_{K-1}, or K + 1 when a method
+    keeps an output variable a_K beside z_K (BCD's split output)."""
     K, N = net.n_linear, X.shape[-1]
     xp = array_module(X)
     if not (isinstance(state.a, (list, tuple)) and isinstance(state.z, (list, tuple))
-            and len(state.a) == K and len(state.z) == K + 1):
+            and len(state.a) in (K, K + 1) and len(state.z) == K + 1):
         raise ValueError(f"state does not fit this network of {K} layers (a has "
                          f"{len(state.a)} entries, z {len(state.z)}; expected {K} and {K + 1}): "
                          f"it belongs to another network; make a new state with "
                          f"method.init_state(net, theta, X, y)")
     want = [("a[0]", state.a[0], tuple(X.shape))]  # X itself
-    want += [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K)]
+    want += [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N))
+             for l in range(1, len(state.a))]
     want += [(f"z[{l}]", state.z[l], (net.blocks[l - 1].phi.n_out, N)) for l in range(1, K + 1)]
     if state.lam is not None:
         want.append(("lam", state.lam, (net.n_classes, N)))
@@ -230,11 +232,12 @@ def state_from_arrays(net, arrays, sweeps, X, y, method) -> LiftedState:
     K = net.n_linear
     names = {f"a{l}" for l in range(1, K)} | {f"z{l}" for l in range(1, K + 1)}
     missing = sorted(names - set(arrays))
-    extra = sorted(set(arrays) - names - {"lam"})
+    extra = sorted(set(arrays) - names - {"lam", f"a{K}"})
     if missing or extra:
         raise ValueError(f"its {method} state has arrays {sorted(arrays)}, this network needs "
-                         f"{sorted(names)} (and lam for ADMM)")
-    state = LiftedState([X] + [arrays[f"a{l}"] for l in range(1, K)],
+                         f"{sorted(names)} (and lam for ADMM, a{K} for BCD's split output)")
+    n_a = K + 1 if f"a{K}" in arrays else K
+    state = LiftedState([X] + [arrays[f"a{l}"] for l in range(1, n_a)],
                         [None] + [arrays[f"z{l}"] for l in range(1, K + 1)],
                         arrays.get("lam"), sweeps, y.copy())
     check_state_shapes(net, state, X, method)

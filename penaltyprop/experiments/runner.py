@@ -4,6 +4,11 @@ An experiment is a list of *configurations* (one method object at one step size 
 :class:`Store` keeps ``results.json`` in the output folder; each configuration is written there
 as soon as it finishes and is never run again. A configuration interrupted mid-way resumes from
 the per-epoch checkpoint that :func:`penaltyprop.train.train` writes under ``runs/KEY/``.
+
+A configuration trained with one seed is a *cell* (:mod:`~penaltyprop.experiments.cells`).
+:func:`run_configs` trains the cells in this process, in order, or hands them to the store's
+``executor`` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`), which runs each as a
+task of a Dask cluster through :func:`train_cell` and merges the records as they arrive.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from ..forward import logits
 from ..fsutil import atomic_write_text
 from ..runlock import RunLock
 from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from .cells import SEED_MARK, cell_key
 
 RESULTS = "results.json"
 
@@ -75,7 +81,19 @@ class Store:
     log : callable taking one line of text (progress).
     cells : optional collection of configuration keys: train only these (the others are left
         for a later run into the same folder; :func:`run_configs` checks the names).
+
+    Attributes
+    ----------
+    seeds : None (the experiment's seed only) or a list of seeds; set by
+        :func:`~penaltyprop.experiments.run_experiment`: every configuration trains once per
+        seed, as the cells :func:`~penaltyprop.experiments.cells.cell_key` names.
+    executor : None (train the cells here, in order) or an object whose
+        ``run(store, cells, scale, backend=...)`` trains them elsewhere and stores each record
+        with :meth:`finish` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`).
     """
+
+    seeds = None
+    executor = None
 
     def __init__(self, out, settings, log=print, cells=None):
         self.out = Path(out)
@@ -138,49 +156,85 @@ class Store:
 
         Returns
         -------
-        dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
-        (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of
-        the last session if resumed).
+        dict, :func:`train_cell`'s record.
         """
         if key in self:
             self.log(f"[{key}] done before, not run again")
             return self[key]
-        run_dir = self.out / "runs" / key
-        resume = (run_dir / CHECKPOINT).exists()
-        self.log(f"[{key}]{f' {position}' if position else ''} "
-                 f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
-        t0 = time.perf_counter()
-        result = train(net, data, optimizer, method, batch_size=scale.batch_size,
-                       epochs=scale.epochs, seed=seed,
-                       backend=backend, out_dir=run_dir, resume=resume, progress=None,
-                       on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"))
-        record = {"method": method.label, "method_options": method.config(),
-                  "config": result.config, "history": result.history,
-                  "wall_s": time.perf_counter() - t0}
-        self.put(key, record)
-        shutil.rmtree(run_dir, ignore_errors=True)  # its result is in results.json now
-        if not any(run_dir.parent.iterdir()):
-            run_dir.parent.rmdir()
+        record = train_cell(self.out, key, net, data, optimizer, method, scale, seed=seed,
+                            backend=backend, log=self.log, position=position)
+        self.finish(key, record)
         return record
+
+    def finish(self, key, record):
+        """Store a finished cell's record and delete its run folder (its checkpoint)."""
+        self.put(key, record)
+        run_dir = self.out / "runs" / key
+        shutil.rmtree(run_dir, ignore_errors=True)  # its result is in results.json now
+        if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()
+
+
+def train_cell(out, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy",
+               log=print, position="", on_epoch=None) -> dict:
+    """Train one cell into ``out/runs/KEY/`` (resuming its checkpoint there) and return its record.
+
+    Runs wherever it is called: in the experiment's process, or on a Dask worker that sees
+    ``out``. It does not touch ``results.json``: :meth:`Store.finish` stores the record.
+
+    Parameters
+    ----------
+    out : path-like, the experiment's output folder.
+    key, net, data, optimizer, method, scale, seed, backend : as :meth:`Store.train`.
+    log : callable taking one line (the start and every epoch).
+    on_epoch : optional callable, also called with every epoch's record (after ``log``).
+
+    Returns
+    -------
+    dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
+    (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of the
+    last session if resumed).
+    """
+    run_dir = Path(out) / "runs" / key
+    resume = (run_dir / CHECKPOINT).exists()
+    log(f"[{key}]{f' {position}' if position else ''} "
+        f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
+
+    def epoch_done(r):
+        log(f"[{key}] {format_epoch(r)}")
+        if on_epoch is not None:
+            on_epoch(r)
+
+    t0 = time.perf_counter()
+    result = train(net, data, optimizer, method, batch_size=scale.batch_size,
+                   epochs=scale.epochs, seed=seed, backend=backend, out_dir=run_dir,
+                   resume=resume, progress=None, on_epoch=epoch_done)
+    return {"method": method.label, "method_options": method.config(),
+            "config": result.config, "history": result.history,
+            "wall_s": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------- plan and estimate
 class Config(NamedTuple):
-    """One configuration of an experiment: its store key, network, optimizer and method."""
+    """One configuration of an experiment: its store key, network, optimizer and method; as a
+    cell, also its seed (None: the experiment's)."""
 
     key: str
     net: object
     optimizer: object
     method: object
+    seed: int | None = None
 
 
 def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
-    """Train every configuration (resuming), after one line estimating the total time.
+    """Train every configuration (resuming), once per seed of ``store.seeds``.
 
-    The estimate times one minibatch step of each configuration still to run (for a lifted
-    method: one sweep) and one evaluation pass, on this machine now, and multiplies by the
-    epochs left. It is printed before the long work starts. With ``store.cells`` set, only
-    those configurations train.
+    Each configuration and seed is a cell (key :func:`~.cells.cell_key`, with ``seed`` the
+    base seed). Without ``store.executor`` the cells train here, in order, after one line
+    estimating the total time: it times one minibatch step of each configuration still to
+    run (for a lifted method: one sweep) and one evaluation pass, on this machine now, and
+    multiplies by the epochs left. With an executor, the cells go to it. With
+    ``store.cells`` set, only those configurations train.
 
     Raises
     ------
@@ -194,6 +248,10 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
             raise ValueError(f"cells {', '.join(unknown)} not in this experiment; its cells "
                              f"are {', '.join(keys)}")
         configs = [c for c in configs if c.key in store.cells]
+    configs = [c._replace(key=cell_key(c.key, s, seed), seed=s)
+               for c in configs for s in (store.seeds or (seed,))]
+    if store.executor is not None:
+        return store.executor.run(store, configs, scale, backend=backend)
     todo = [c for c in configs if c.key not in store]
     if todo:
         seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
@@ -201,8 +259,8 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
         store.log(f"[plan] {len(todo)} of {len(configs)} configurations to run: about "
                   f"{format_duration(seconds)} on this machine now (one step each: {timed})")
     for i, c in enumerate(configs, start=1):
-        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=seed, backend=backend,
-                    position=f"{i}/{len(configs)}")
+        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=c.seed,
+                    backend=backend, position=f"{i}/{len(configs)}")
 
 
 def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
@@ -210,9 +268,12 @@ def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
 
     A configuration resumed from ``out/runs/KEY/`` counts only the epochs it has left.
     """
-    steps, total = {}, 0.0
+    steps, total, timed = {}, 0.0, {}
     for c in configs:
-        t_step, per_epoch = _epoch_seconds(c, data, scale, backend, dtype)
+        base = c.key.partition(SEED_MARK)[0]  # the seeds of a configuration are timed once
+        if base not in timed:
+            timed[base] = _epoch_seconds(c, data, scale, backend, dtype)
+        t_step, per_epoch = timed[base]
         steps[c.method.label] = t_step
         total += per_epoch * (scale.epochs - _epochs_done(out / "runs" / c.key))
     return total, steps

@@ -126,12 +126,25 @@ def test_a_failing_cell_is_reported_and_the_others_are_stored(tmp_path, capsys):
     assert sorted(_runs(out)) == sorted(CELLS)
 
 
-def test_an_unreachable_scheduler_is_one_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "no port"])
+def test_an_unreachable_scheduler_is_one_error(address, tmp_path, monkeypatch):
     monkeypatch.setattr(dask_cells, "CONNECT_TIMEOUT_S", 1)
-    with pytest.raises(ValueError, match="--scheduler tcp://127.0.0.1:9: cannot connect"):
-        run_experiment("table1", "tiny", out=tmp_path / "out", scheduler="tcp://127.0.0.1:9",
-                       log=_quiet)
+    with pytest.raises(ValueError, match=f"--scheduler {address}: cannot connect"):
+        run_experiment("table1", "tiny", out=tmp_path / "out", scheduler=address, log=_quiet)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_family_trains_each_data_set_on_the_workers(tmp_path):
+    """Each data set's methods run as tasks (workers load the data set themselves) and store
+    what the serial run stores."""
+    run_experiment("family", "tiny", out=tmp_path / "dask", workers=2, log=_quiet)
+    threads = blas_threads_per_worker(2, dask_cells.available_cores())
+    with threadpool_limits(limits=threads, user_api="blas"):
+        run_experiment("family", "tiny", out=tmp_path / "serial", log=_quiet)
+    for name in ("synthetic", "digits"):
+        ours = _runs(tmp_path / "dask" / name)
+        assert {r["ran_on"]["blas_threads"] for r in ours.values()} == {threads}
+        _assert_same_cells(ours, _runs(tmp_path / "serial" / name))
 
 
 # --------------------------------------------------------------------------- the driver's checks

@@ -88,13 +88,17 @@ def open_cells(*, workers=None, scheduler=None, blas_threads=None, backend="nump
             log(f"[dask] {workers} workers x {threads} BLAS threads on {cores} cores: they "
                 "compete for the cores")
         cluster = local_cluster(workers, threads, backend)
-        client = Client(cluster)
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
         where = "local cluster"
     else:
         threads = blas_threads or 1
         try:
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:  # unreachable, or not an address
             raise ValueError(f"--scheduler {scheduler}: cannot connect ({err})") from err
         where = f"scheduler {scheduler}"
     try:

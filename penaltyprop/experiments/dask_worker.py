@@ -91,7 +91,8 @@ def run_cell(task: CellTask) -> dict:
                          "--nthreads 1")
     data = worker_data(task.loader, task.digest)
     run_dir = Path(task.out) / "runs" / task.key
-    take_over_foreign_lock(run_dir, get_client())
+    if (run_dir / LOCK_FILE).exists():  # a retry, or a cell still running elsewhere
+        take_over_foreign_lock(run_dir, get_client())
 
     def log(line):
         worker.log_event(task.topic, {"key": task.key, "line": line})

@@ -3,7 +3,8 @@ r"""Which experiments there are, and :func:`run_experiment`, which runs (or resu
 Each experiment is an :class:`Experiment`: its run and report functions (in ``training``
 and ``conditioning``), its default optimizer and the paper's section. ``run_experiment``
 checks the arguments, loads the data, opens the resuming :class:`~.runner.Store` in the
-output folder, runs, and writes the figure, the Markdown table and ``results.json``.
+output folder (and, with ``workers`` or ``scheduler``, a Dask cluster for the cells:
+:mod:`.dask_cells`), runs, and writes the figure, the Markdown table and ``results.json``.
 """
 from __future__ import annotations
 
@@ -196,34 +197,30 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         uses = tuple(k for k, e in EXPERIMENTS.items() if e.runner is not None)
         raise ValueError(f"mnist_csv only applies to {uses}, not {name!r}")
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
-    with pool as executor:
-        if executor is not None:
-            executor.check_folder(out)  # before results.json: workers must see out
-        store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
-                            "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,
-                            "data": repr(data), **({"model": model} if model is not None else {})},
-                      log=log, cells=cells)
-        store.seeds = seeds
-        if executor is not None:
-            store.executor = executor.with_data(partial(load_data, settings, data_dir=data_dir),
-                                                data)
-        with store:  # the experiment folder is ours until the end (a second run fails at once)
-            t0 = time.perf_counter()
-            summary = experiment.run(store, data, settings, seed=seed, backend=backend,
-                                     cg_variant=cg_variant, optimizer=optimizer,
-                                     **({"model": model} if model is not None else {}))
-            title = (f"{name} ({experiment.section}), scale {scale}: {data.name} "
-                     f"{len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test" +
-                     (f", {model}" if model not in (None, *experiment.models[:1]) else "") +
-                     (f", {optimizer}" if optimizer else "") +
-                     (", authors' CG" if cg_variant == "authors" else ""))
-            markdown = experiment.report(store, out, title, cg_variant=cg_variant)
-            store.data["summary"] = summary
-            store.data["wall_s_this_session"] = time.perf_counter() - t0
-            store.data["wall_s_all_runs"] = sum(r.get("wall_s", 0.0)
-                                                for r in store.data["runs"].values())
-            store.save()
-            log(f"wrote {out / 'results.json'}, {name}.png, {name}.md")
+    open_store = partial(_store, out, {"experiment": name, "scale": scale,
+                                       "numbers": settings.as_dict(), "seed": seed,
+                                       "cg_variant": cg_variant, "optimizer": optimizer,
+                                       "data": repr(data),
+                                       **({"model": model} if model is not None else {})},
+                         log=log, cells=cells, seeds=seeds, data=data,
+                         loader=partial(load_data, settings, data_dir=data_dir))
+    with pool as executor, open_store(executor) as store:
+        # the experiment folder is ours until the end (a second run fails at once)
+        t0 = time.perf_counter()
+        summary = experiment.run(store, data, settings, seed=seed, backend=backend,
+                                 cg_variant=cg_variant, optimizer=optimizer,
+                                 **({"model": model} if model is not None else {}))
+        title = (f"{name} ({experiment.section}), scale {scale}: {data.name} {len(data.y_train)} "
+                 f"train / {len(data.y_val)} val / {len(data.y_test)} test" +
+                 (f", {model}" if model not in (None, *experiment.models[:1]) else "") +
+                 (f", {optimizer}" if optimizer else "") +
+                 (", authors' CG" if cg_variant == "authors" else ""))
+        markdown = experiment.report(store, out, title, cg_variant=cg_variant)
+        store.data["summary"] = summary
+        store.data["wall_s_this_session"] = time.perf_counter() - t0
+        store.data["wall_s_all_runs"] = sum(r.get("wall_s", 0.0) for r in store.data["runs"].values())
+        store.save()
+        log(f"wrote {out / 'results.json'}, {name}.png, {name}.md")
     return {**store.data, "markdown": markdown}
 
 
@@ -256,6 +253,19 @@ def _check_cells_options(name, experiment, seeds, workers, scheduler, blas_threa
                              "scheduler too")
         check_int(blas_threads, "blas_threads", 1)
     return seeds
+
+
+def _store(out, settings, executor, *, log, cells, seeds, data, loader):
+    """The experiment's :class:`~.runner.Store` (its lock is taken on entry) with its seeds and
+    executor. With an executor, the workers' view of ``out`` is checked first, before
+    ``results.json`` is written."""
+    if executor is not None:
+        executor.check_folder(out)
+    store = Store(out, settings, log=log, cells=cells)
+    store.seeds = seeds
+    if executor is not None:
+        store.executor = executor.with_data(loader, data)  # the workers load the data themselves
+    return store
 
 
 def _open_cells(workers, scheduler, blas_threads, backend, log):

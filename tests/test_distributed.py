@@ -96,6 +96,45 @@ def test_a_worker_killed_mid_cell_is_retried_from_its_checkpoint(tmp_path, monke
     assert not (tmp_path / "dask" / "runs").exists()
 
 
+def test_a_killed_driver_takes_its_workers_along_and_a_rerun_finishes(tmp_path, capsys):
+    """kill -9 of the driver mid-grid: its local workers exit too, and a rerun into the same
+    folder stores only the missing cells; all are the serial run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    out = tmp_path / "dask"
+    argv = ["experiment", "table1", "--scale", "tiny", "--workers", "2", "--out", str(out)]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg",
+           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    driver = subprocess.Popen([sys.executable, "-m", "penaltyprop", *argv], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        try:
+            if len(_runs(out)) >= 4:
+                break
+        except (OSError, ValueError):  # not written yet
+            pass
+        time.sleep(0.05)
+    workers = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    stored = len(_runs(out))
+    assert 4 <= stored < 36, "the driver finished before it could be killed"
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert alive == []  # no worker outlives its driver
+
+    assert cli.main(argv) == 0
+    assert f"{stored} of 36 cells done before" in capsys.readouterr().out
+    threads = blas_threads_per_worker(2, dask_cells.available_cores())
+    _assert_same_cells(_runs(out), _serial(tmp_path / "serial", threads))
+
+
 def test_seeds_run_on_the_workers_of_a_scheduler_given_by_address(tmp_path):
     cluster = dask_cells.local_cluster(2, 1)
     try:

@@ -23,7 +23,9 @@ Experiments (:data:`EXPERIMENTS`):
 
 Modules: ``settings`` (the numbers of each scale), ``runner`` (data and the resuming store),
 ``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
-``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`). The figures are
+``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`), ``cells``
+(cells over seeds, their spread, a grid's time), ``dask_cells`` and ``dask_worker`` (the cells
+as Dask tasks: ``workers=N`` or ``scheduler=ADDRESS``; docs/distributed.md). The figures are
 drawn by :mod:`penaltyprop.plotting`; the command line is :mod:`penaltyprop.commands.experiment`.
 """
 from . import runner

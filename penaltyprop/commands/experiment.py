@@ -6,9 +6,18 @@ import sys
 from ..backend import BACKENDS
 from ..data import DataError, MissingDataError
 from ..experiments import EXPERIMENTS, SCALES, run_experiment
+from ..experiments.cells import CellsFailed
 from ..fsutil import check_writable_dir
 from ..prox import CG_VARIANTS
-from .common import add_download_flag, add_threads_flag, blas_threads, data_hint, nonneg_int, path
+from .common import (
+    add_download_flag,
+    add_threads_flag,
+    blas_threads,
+    data_hint,
+    nonneg_int,
+    path,
+    positive_int,
+)
 
 
 def add(subparsers):
@@ -54,6 +63,20 @@ def add_arguments(parser):
                         help="train only these cells (e.g. 'backprop cg3' for figure2, "
                              "'cg3_tau1 cg5_tau1' for table1); the others can follow in a "
                              "later run into the same --out")
+    parser.add_argument("--seeds", nargs="+", metavar="SEED", type=nonneg_int, default=None,
+                        help="train every cell once per seed (e.g. '--seeds 0 1 2'); the tables "
+                             "report mean and standard deviation. --seed stays the folder's base "
+                             "seed: its cells keep their keys, the others are KEY@seedS "
+                             "(figure2, table1, figure3)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=positive_int, metavar="N", default=None,
+                       help="run the cells as tasks on a local Dask cluster of N worker "
+                            "processes, each with a share of the cores' BLAS threads (needs "
+                            "dask[distributed]; see docs/distributed.md)")
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run the cells on the workers of a running Dask scheduler, e.g. "
+                            "tcp://host:8786; --out must be on a filesystem every worker sees "
+                            "(checked at the start)")
     parser.add_argument("--mnist-csv", metavar="PATH", type=path, default=None,
                         help="family only: read MNIST from this CSV file (784 pixels and the "
                              "label per line, the label last or first; e.g. a 5,000-image "
@@ -73,10 +96,23 @@ def run(args) -> int:
                                     seed=args.seed, backend=args.backend,
                                     cg_variant=args.cg_variant, optimizer=args.optimizer,
                                     download=args.download, mnist_csv=args.mnist_csv,
-                                    model=args.model, cells=args.cells)
+                                    model=args.model, cells=args.cells, seeds=args.seeds,
+                                    **_cluster_options(args))
     except DataError as err:  # only missing data gets the flags that fetch it
         hint = data_hint(args) if isinstance(err, MissingDataError) else ""
         print(f"penaltyprop experiment: {err}{hint}", file=sys.stderr)
         return 2
+    except CellsFailed as err:  # some cells failed on the Dask workers, the others are stored
+        print(f"penaltyprop experiment: {err}", file=sys.stderr)
+        return 1
     print(result["markdown"])
     return 0
+
+
+def _cluster_options(args) -> dict:
+    """``workers``, ``scheduler`` and, with either, the BLAS threads of each worker (from
+    ``--blas-threads`` where the command has it)."""
+    if args.workers is None and args.scheduler is None:
+        return {}
+    return {"workers": args.workers, "scheduler": args.scheduler,
+            "blas_threads": getattr(args, "blas_threads", None)}

@@ -25,7 +25,9 @@ Modules: ``settings`` (the numbers of each scale), ``runner`` (data and the resu
 ``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
 ``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`), ``family`` (the
 penalty-training family), ``docnumbers`` (the documentation's tables and checked numbers,
-recomputed from docs/results: ``python -m penaltyprop.experiments.docnumbers``). The figures are
+recomputed from docs/results: ``python -m penaltyprop.experiments.docnumbers``), ``cells``
+(cells over seeds, their spread, a grid's time), ``dask_cells`` and ``dask_worker`` (the cells
+as Dask tasks: ``workers=N`` or ``scheduler=ADDRESS``; docs/distributed.md). The figures are
 drawn by :mod:`penaltyprop.plotting`; the command line is :mod:`penaltyprop.commands.experiment`.
 """
 from . import runner

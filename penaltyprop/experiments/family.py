@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -141,8 +142,11 @@ def _optimizer(opt, tau):
 
 
 def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy",
-               download=False, mnist_csv=None, log=print):
+               download=False, mnist_csv=None, log=print, executor=None):
     """Train every method on every data set of ``scale`` (resuming); write tables and figures.
+
+    With an ``executor`` (:class:`~.dask_cells.DaskCells`), each data set's methods train as
+    Dask tasks (the data sets one after another; the sources' BCD here).
 
     Returns
     -------
@@ -165,9 +169,12 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
              for spec in scale.datasets]
     check_output_files(out, ("family.md",), "--out")
     results, tables = {}, []
-    for data, store, configs, widths, sources in plans:
+    for spec, (data, store, configs, widths, sources) in zip(scale.datasets, plans):
         name = data.name
         numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
+        if executor is not None:  # workers load the same data set themselves
+            store.executor = executor.with_data(partial(
+                load_family_data, spec, scale, data_dir=data_dir, mnist_csv=mnist_csv), data)
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
             for key, net, optimizer, method, cell_numbers in sources:  # the sources' settings

@@ -3,11 +3,14 @@ r"""Which experiments there are, and :func:`run_experiment`, which runs (or resu
 Each experiment is an :class:`Experiment`: its run and report functions (in ``training``
 and ``conditioning``), its default optimizer and the paper's section. ``run_experiment``
 checks the arguments, loads the data, opens the resuming :class:`~.runner.Store` in the
-output folder, runs, and writes the figure, the Markdown table and ``results.json``.
+output folder (and, with ``workers`` or ``scheduler``, a Dask cluster for the cells:
+:mod:`.dask_cells`), runs, and writes the figure, the Markdown table and ``results.json``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -86,7 +89,8 @@ def default_out(name, scale, cg_variant="textbook", optimizer=None, model=None) 
 
 def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, backend="numpy",
                    cg_variant="textbook", optimizer=None, download=False, log=log_line,
-                   mnist_csv=None, model=None, cells=None) -> dict:
+                   mnist_csv=None, model=None, cells=None, seeds=None, workers=None,
+                   scheduler=None, blas_threads=None) -> dict:
     """Run (or resume) one experiment and write its results, figure and table.
 
     Parameters
@@ -113,6 +117,20 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     cells : optional list of configuration keys (``"backprop"``, ``"cg3"``,
         ``"cg3_tau0.5"``, ...): train only these; the others can follow in a later run
         into the same ``out`` (not for family).
+    seeds : optional list of seeds: every configuration trains once per seed (each a cell),
+        and the tables report the mean and standard deviation over seeds. ``seed`` stays
+        the folder's base seed: its cells keep their plain keys, the others are
+        ``KEY@seed<s>`` (:mod:`~penaltyprop.experiments.cells`); a later run may add seeds.
+    workers : optional int, run the cells as tasks on a local Dask cluster of this many
+        worker processes (:mod:`~penaltyprop.experiments.dask_cells`; needs
+        ``dask[distributed]``).
+    scheduler : optional str, run the cells as tasks on the workers of the Dask scheduler at
+        this address (``tcp://host:8786``); ``out`` must be on a filesystem they all see.
+    blas_threads : optional int, BLAS threads of each worker (default: cores // workers on a
+        local cluster, 1 on a scheduler's workers).
+
+    Without ``workers`` and ``scheduler`` the cells train here, in order, and Dask is not
+    imported.
 
     Returns
     -------
@@ -163,26 +181,36 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         if unknown:
             raise ValueError(f"cells {', '.join(unknown)} not in {name!r}; its cells are "
                              f"{', '.join(keys)}")
+    seeds = _check_cells_options(name, experiment, seeds, workers, scheduler, blas_threads)
     scales = SETTINGS[name] if experiment.scales is None else experiment.scales
     if scale not in scales:
         raise ValueError(f"scale {scale!r} is not defined for {name!r} (it has "
                          f"{', '.join(scales)})")
     settings = scales[scale]
     out = Path(out) if out is not None else default_out(name, scale, cg_variant, optimizer, model)
+    pool = _open_cells(workers, scheduler, blas_threads, backend, log)
     if experiment.runner is not None:  # several data sets: the experiment runs itself
-        return experiment.runner(scale, settings, data_dir=data_dir, out=out, seed=seed,
-                                 backend=backend, download=download, mnist_csv=mnist_csv,
-                                 log=log)
+        with pool as executor:
+            if executor is not None:
+                executor.check_folder(out)
+            return experiment.runner(scale, settings, data_dir=data_dir, out=out, seed=seed,
+                                     backend=backend, download=download, mnist_csv=mnist_csv,
+                                     log=log,
+                                     **({"executor": executor} if executor is not None else {}))
     if mnist_csv is not None:
         uses = tuple(k for k, e in EXPERIMENTS.items() if e.runner is not None)
         raise ValueError(f"mnist_csv only applies to {uses}, not {name!r}")
     check_output_files(out, (RESULTS, f"{name}.png", f"{name}.md"), "--out")
     data = load_data(settings, data_dir=data_dir, download=download)  # DataError if missing
-    store = Store(out, {"experiment": name, "scale": scale, "numbers": settings.as_dict(),
-                        "seed": seed, "cg_variant": cg_variant, "optimizer": optimizer,
-                        "data": repr(data), **({"model": model} if model is not None else {})},
-                  log=log, cells=cells, data=data)  # checks results.json, data, the folder
-    with store:  # the experiment folder is ours until the end (a second run fails at once)
+    open_store = partial(_store, out, {"experiment": name, "scale": scale,
+                                       "numbers": settings.as_dict(), "seed": seed,
+                                       "cg_variant": cg_variant, "optimizer": optimizer,
+                                       "data": repr(data),
+                                       **({"model": model} if model is not None else {})},
+                         log=log, cells=cells, seeds=seeds, data=data,
+                         loader=partial(load_data, settings, data_dir=data_dir))
+    with pool as executor, open_store(executor) as store:
+        # the experiment folder is ours until the end (a second run fails at once)
         t0 = time.perf_counter()
         summary = experiment.run(store, data, settings, seed=seed, backend=backend,
                                  cg_variant=cg_variant, optimizer=optimizer,
@@ -199,3 +227,57 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         store.save()
         log(f"wrote {out / 'results.json'}, {name}.png, {name}.md")
     return {**store.data, "markdown": markdown}
+
+
+def _check_cells_options(name, experiment, seeds, workers, scheduler, blas_threads):
+    """Check ``seeds``, ``workers``, ``scheduler`` and ``blas_threads`` (ValueError naming the
+    argument); returns the seeds as a list of ints, or None."""
+    trains = experiment.cells is not None or experiment.runner is not None
+    if seeds is not None:
+        if experiment.cells is None:
+            raise ValueError(f"seeds do not apply to {name!r}; they apply to "
+                             f"{tuple(k for k, e in EXPERIMENTS.items() if e.cells)}")
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+            raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+        seeds = [check_int(s, "seeds", 0) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers >= 0, got "
+                             f"{seeds!r}")
+    if workers is not None and scheduler is not None:
+        raise ValueError("give workers or scheduler, not both")
+    if workers is not None:
+        check_int(workers, "workers", 1)
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ValueError(f"scheduler must be a Dask scheduler address such as "
+                         f"'tcp://host:8786', got {scheduler!r}")
+    if (workers is not None or scheduler is not None) and not trains:
+        raise ValueError(f"workers and scheduler do not apply to {name!r}: it trains nothing")
+    if blas_threads is not None:
+        if workers is None and scheduler is None:
+            raise ValueError("blas_threads sets the threads of Dask workers: give workers or "
+                             "scheduler too")
+        check_int(blas_threads, "blas_threads", 1)
+    return seeds
+
+
+def _store(out, settings, executor, *, log, cells, seeds, data, loader):
+    """The experiment's :class:`~.runner.Store` (its lock is taken on entry) with its seeds and
+    executor; the store checks the folder, its results.json and the data. With an executor,
+    the workers' view of ``out`` is checked first, before ``results.json`` is written."""
+    if executor is not None:
+        executor.check_folder(out)
+    store = Store(out, settings, log=log, cells=cells, data=data)  # checks results.json, data
+    store.seeds = seeds
+    if executor is not None:
+        store.executor = executor.with_data(loader, data)  # the workers load the data themselves
+    return store
+
+
+def _open_cells(workers, scheduler, blas_threads, backend, log):
+    """A context giving the Dask executor of the cells, or None (serial: Dask not imported)."""
+    if workers is None and scheduler is None:
+        return contextlib.nullcontext()
+    from .dask_cells import open_cells
+
+    return open_cells(workers=workers, scheduler=scheduler, blas_threads=blas_threads,
+                      backend=backend, log=log)

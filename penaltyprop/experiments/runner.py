@@ -4,6 +4,11 @@ An experiment is a list of *configurations* (one method object at one step size 
 :class:`Store` keeps ``results.json`` in the output folder; each configuration is written there
 as soon as it finishes and is never run again. A configuration interrupted mid-way resumes from
 the per-epoch checkpoint that :func:`penaltyprop.train.train` writes under ``runs/KEY/``.
+
+A configuration trained with one seed is a *cell* (:mod:`~penaltyprop.experiments.cells`).
+:func:`run_configs` trains the cells in this process, in order, or hands them to the store's
+``executor`` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`), which runs each as a
+task of a Dask cluster through :func:`train_cell` and merges the records as they arrive.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from ..runconfig import InexactResume, make_config
 from ..runlock import RunLock
 from ..train import CHECKPOINT, HISTORY, check_run_memory, format_epoch, train
 from ..version import package_record
+from .cells import SEED_MARK, cell_key
 from .results import RESULTS, check_folder, check_runs, data_problem, read_results
 
 
@@ -83,7 +89,19 @@ class Store:
     The folder is checked when the store is made (:mod:`.results`: the structure of
     ``results.json``, its settings and data, no training run of its own) and its ``runs/`` by
     :meth:`check_runs`; nothing is written before the first configuration finishes.
+
+    Attributes
+    ----------
+    seeds : None (the experiment's seed only) or a list of seeds; set by
+        :func:`~penaltyprop.experiments.run_experiment`: every configuration trains once per
+        seed, as the cells :func:`~penaltyprop.experiments.cells.cell_key` names.
+    executor : None (train the cells here, in order) or an object whose
+        ``run(store, cells, scale, backend=...)`` trains them elsewhere and stores each record
+        with :meth:`finish` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`).
     """
+
+    seeds = None
+    executor = None
 
     def __init__(self, out, settings, log=print, cells=None, data=None):
         self.out = Path(out)
@@ -128,15 +146,19 @@ class Store:
 
         Parameters
         ----------
-        cells : dict key -> ``(net, optimizer, method, scale)`` of configurations; they add to
+        cells : dict key -> ``(net, optimizer, method, scale)`` of configurations, or
+            ``(net, optimizer, method, scale, seed)`` of cells of another seed; they add to
             those of earlier calls (an experiment may train some apart, as the family's
             sources' BCD).
-        data, seed, backend : as :meth:`train` gets them.
+        data, seed, backend : as :meth:`train` gets them (``seed``: of the cells that name
+            none).
         """
-        for key, (net, optimizer, method, scale) in cells.items():
-            def config(net=net, optimizer=optimizer, method=method, scale=scale):
+        for key, (net, optimizer, method, scale, *cell_seed) in cells.items():
+            cell_seed = seed if not cell_seed or cell_seed[0] is None else cell_seed[0]
+
+            def config(net=net, optimizer=optimizer, method=method, scale=scale, s=cell_seed):
                 return make_config(net, data, optimizer, method, **_train_settings(
-                    method, scale, seed, backend))
+                    method, scale, s, backend))
             self.expected[key] = (config, method.kind == "lifted")
         check_runs(self.out, self.expected, data, self.checked)
 
@@ -174,36 +196,69 @@ class Store:
 
         Returns
         -------
-        dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
-        (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of
-        the last session if resumed).
+        dict, :func:`train_cell`'s record.
         """
         if key in self:
             self.log(f"[{key}] done before, not run again")
             return self[key]
-        self.check_runs({key: (net, optimizer, method, scale)}, data, seed=seed, backend=backend)
-        run_dir = self.out / "runs" / key
-        resume = (run_dir / CHECKPOINT).exists()
-        self.log(f"[{key}]{f' {position}' if position else ''} "
-                 f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
-        t0 = time.perf_counter()
-        kwargs = dict(progress=None, on_epoch=lambda r: self.log(f"[{key}] {format_epoch(r)}"),
-                      **_train_settings(method, scale, seed, backend))
-        try:
-            result = train(net, data, optimizer, method, out_dir=run_dir, resume=resume, **kwargs)
-        except InexactResume:  # an earlier version's checkpoint of a lifted method: start again
-            self.log(f"[{key}] its checkpoint holds no state of {method.label} (an earlier "
-                     f"version wrote it): a resume would not be exact, starting it again")
-            (run_dir / CHECKPOINT).unlink()
-            result = train(net, data, optimizer, method, out_dir=run_dir, resume=False, **kwargs)
-        record = {"method": method.label, "method_options": method.config(),
-                  "config": result.config, "history": result.history,
-                  "wall_s": time.perf_counter() - t0}
-        self.put(key, record)
-        shutil.rmtree(run_dir, ignore_errors=True)  # its result is in results.json now
-        if not any(run_dir.parent.iterdir()):
-            run_dir.parent.rmdir()
+        self.check_runs({key: (net, optimizer, method, scale, seed)}, data, seed=seed,
+                        backend=backend)
+        record = train_cell(self.out, key, net, data, optimizer, method, scale, seed=seed,
+                            backend=backend, log=self.log, position=position)
+        self.finish(key, record)
         return record
+
+    def finish(self, key, record):
+        """Store a finished cell's record and delete its run folder (its checkpoint)."""
+        self.put(key, record)
+        run_dir = self.out / "runs" / key
+        shutil.rmtree(run_dir, ignore_errors=True)  # its result is in results.json now
+        if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()
+
+
+def train_cell(out, key, net, data, optimizer, method, scale, *, seed=0, backend="numpy",
+               log=print, position="", on_epoch=None) -> dict:
+    """Train one cell into ``out/runs/KEY/`` (resuming its checkpoint there) and return its record.
+
+    Runs wherever it is called: in the experiment's process, or on a Dask worker that sees
+    ``out``. It does not touch ``results.json``: :meth:`Store.finish` stores the record.
+
+    Parameters
+    ----------
+    out : path-like, the experiment's output folder.
+    key, net, data, optimizer, method, scale, seed, backend : as :meth:`Store.train`.
+    log : callable taking one line (the start and every epoch).
+    on_epoch : optional callable, also called with every epoch's record (after ``log``).
+
+    Returns
+    -------
+    dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
+    (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of the
+    last session if resumed).
+    """
+    run_dir = Path(out) / "runs" / key
+    resume = (run_dir / CHECKPOINT).exists()
+    log(f"[{key}]{f' {position}' if position else ''} "
+        f"{'resuming' if resume else 'starting'}: {method.label}, {optimizer!r}")
+
+    def epoch_done(r):
+        log(f"[{key}] {format_epoch(r)}")
+        if on_epoch is not None:
+            on_epoch(r)
+
+    t0 = time.perf_counter()
+    kwargs = dict(progress=None, on_epoch=epoch_done, **_train_settings(method, scale, seed, backend))
+    try:
+        result = train(net, data, optimizer, method, out_dir=run_dir, resume=resume, **kwargs)
+    except InexactResume:  # an earlier version's checkpoint of a lifted method: start again
+        log(f"[{key}] its checkpoint holds no state of {method.label} (an earlier version wrote "
+            f"it): a resume would not be exact, starting it again")
+        (run_dir / CHECKPOINT).unlink()
+        result = train(net, data, optimizer, method, out_dir=run_dir, resume=False, **kwargs)
+    return {"method": method.label, "method_options": method.config(),
+            "config": result.config, "history": result.history,
+            "wall_s": time.perf_counter() - t0}
 
 
 def _train_settings(method, scale, seed, backend) -> dict:
@@ -216,39 +271,48 @@ def _train_settings(method, scale, seed, backend) -> dict:
 
 # --------------------------------------------------------------------------- plan and estimate
 class Config(NamedTuple):
-    """One configuration of an experiment: its store key, network, optimizer and method."""
+    """One configuration of an experiment: its store key, network, optimizer and method; as a
+    cell, also its seed (None: the experiment's)."""
 
     key: str
     net: object
     optimizer: object
     method: object
+    seed: int | None = None
 
 
 def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
-    """Train every configuration (resuming), after one line estimating the total time.
+    """Train every configuration (resuming), once per seed of ``store.seeds``.
 
-    The estimate times one minibatch step of each configuration still to run (for a lifted
-    method: one sweep) and one evaluation pass, on this machine now, and multiplies by the
-    epochs left. It is printed before the long work starts. With ``store.cells`` set, only
-    those configurations train.
+    Each configuration and seed is a cell (key :func:`~.cells.cell_key`, with ``seed`` the
+    base seed). Without ``store.executor`` the cells train here, in order, after one line
+    estimating the total time: it times one minibatch step of each configuration still to
+    run (for a lifted method: one sweep) and one evaluation pass, on this machine now, and
+    multiplies by the epochs left. With an executor, the cells go to it. With
+    ``store.cells`` set, only those configurations train.
 
     Raises
     ------
     ValueError
         When ``store.cells`` names a configuration that is not in ``configs``.
     """
-    store.check_runs({c.key: (c.net, c.optimizer, c.method, scale) for c in configs}, data,
-                     seed=seed, backend=backend)  # before any training: no foreign runs
+    cells = [c._replace(key=cell_key(c.key, s, seed), seed=s)
+             for c in configs for s in (store.seeds or (seed,))]
+    store.check_runs({c.key: (c.net, c.optimizer, c.method, scale, c.seed) for c in cells},
+                     data, seed=seed, backend=backend)  # before any training: no foreign runs
     if store.cells is not None:
         keys = [c.key for c in configs]
         unknown = [k for k in store.cells if k not in keys]
         if unknown:
             raise ValueError(f"cells {', '.join(unknown)} not in this experiment; its cells "
                              f"are {', '.join(keys)}")
-        configs = [c for c in configs if c.key in store.cells]
+        cells = [c for c in cells if c.key.partition(SEED_MARK)[0] in store.cells]
+    configs = cells
+    if store.executor is not None:
+        return store.executor.run(store, configs, scale, backend=backend)
     todo = [c for c in configs if c.key not in store]
     for c in todo:  # before the estimate's first step: a configuration too large is refused
-        settings = _train_settings(c.method, scale, seed, backend)
+        settings = _train_settings(c.method, scale, c.seed, backend)
         check_run_memory(c.net, data, c.optimizer, c.method,
                          {**settings, "batch_size": settings["batch_size"] or len(data.y_train)})
     if todo:
@@ -257,8 +321,8 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
         store.log(f"[plan] {len(todo)} of {len(configs)} configurations to run: about "
                   f"{format_duration(seconds)} on this machine now (one step each: {timed})")
     for i, c in enumerate(configs, start=1):
-        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=seed, backend=backend,
-                    position=f"{i}/{len(configs)}")
+        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=c.seed,
+                    backend=backend, position=f"{i}/{len(configs)}")
 
 
 def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
@@ -266,9 +330,12 @@ def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
 
     A configuration resumed from ``out/runs/KEY/`` counts only the epochs it has left.
     """
-    steps, total = {}, 0.0
+    steps, total, timed = {}, 0.0, {}
     for c in configs:
-        t_step, per_epoch = _epoch_seconds(c, data, scale, backend, dtype)
+        base = c.key.partition(SEED_MARK)[0]  # the seeds of a configuration are timed once
+        if base not in timed:
+            timed[base] = _epoch_seconds(c, data, scale, backend, dtype)
+        t_step, per_epoch = timed[base]
         steps[c.method.label] = t_step
         total += per_epoch * (scale.epochs - _epochs_done(out / "runs" / c.key))
     return total, steps

@@ -1,8 +1,10 @@
 r"""The three training experiments: Figure 2, Table 1 and Figure 3 (Sections 5.1-5.3).
 
-Each ``run_*`` trains its configurations through :meth:`.runner.Store.train` (so finished
+Each ``run_*`` trains its configurations through :func:`.runner.run_configs` (so finished
 ones are not run again) and returns the rows the report needs; each ``report_*`` writes the
-figure and the Markdown table into the output folder.
+figure and the Markdown table into the output folder. A configuration trained with several
+seeds (:mod:`.cells`) is one row or entry: the mean and standard deviation over its seeds; its
+curves in the figures are those of its first seed (the base seed when it ran).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..fsutil import atomic_write_text
 from ..methods import BackProp, ProxProp
 from ..network import mlp
 from ..plotting import curve_panels, table1_figure
+from .cells import fmt_spread, group_by_cell, is_spread, spread
 from .report import fmt_loss, fmt_pct, markdown_table
 from .runner import Config, make_optimizer, run_configs
 from .settings import TABLE1_TAUS
@@ -41,6 +44,52 @@ def _summary(record):
             "test_acc": h["test_acc"], "train_time_s": h["time"][-1], "wall_s": record["wall_s"]}
 
 
+def runs_by_cell(store):
+    """``{configuration key: [record, ...]}``: each configuration's runs over seeds, the base
+    seed's first, then by seed."""
+    base = store.data["settings"].get("seed", 0)
+    return {key: [seeds[s] for s in sorted(seeds, key=lambda s: (s != base, s))]
+            for key, seeds in group_by_cell(store.data["runs"], base).items()}
+
+
+def summary_over_seeds(records):
+    """:func:`_summary` of one run; over several seeds, each number's :func:`.cells.spread`
+    (and ``seeds``, ``diverged``: how many)."""
+    if len(records) == 1:
+        return _summary(records[0])
+    rows = [_summary(r) for r in records]
+    out = {"method": rows[0]["method"], "seeds": len(rows),
+           "diverged": sum(bool(r["diverged"]) for r in rows)}
+    for name in ("final_train_loss", "final_val_acc", "best_val_acc", "test_acc",
+                 "train_time_s", "wall_s"):
+        out[name] = spread([r[name] for r in rows])
+    return out
+
+
+def _fmt(value, fmt):
+    """One table entry: ``fmt(value)``, or mean ± sd for a value over seeds."""
+    return fmt_spread(value, fmt) if is_spread(value) else fmt(value)
+
+
+def _summaries(store, keys):
+    """:func:`summary_over_seeds` of each of ``keys`` that has run."""
+    cells = runs_by_cell(store)
+    return [summary_over_seeds(cells[k]) for k in keys if k in cells]
+
+
+def _curves(store):
+    """``[(label, history)]`` for the figures: one per configuration, its first seed's."""
+    return [(records[0]["method"], records[0]["history"]) for records in runs_by_cell(store).values()]
+
+
+def _seconds(value):
+    return f"{value:.0f}"
+
+
+SPREAD_NOTE = ("Over several seeds: mean ± standard deviation; (k/n -): k of n seeds diverged "
+               "and are not in the mean.\n")
+
+
 # --------------------------------------------------------------------------- Figure 2
 def prox_cg(k, tau_theta, cg_variant):
     """ProxProp with k CG iterations per prox (Section 4.2.2) of the given variant."""
@@ -64,26 +113,29 @@ def run_figure2(store, data, scale, *, seed, backend, cg_variant, optimizer="nes
     run_configs(store, [Config(method.key, _mlp(data, scale), make_optimizer(optimizer, tau), method)
                         for method, tau in figure2_runs(cg_variant)],  # Nesterov 0.95, batch 500
                 data, scale, seed=seed, backend=backend)
-    return [_summary(store[m.key]) for m in figure2_methods(cg_variant) if m.key in store]
+    return _summaries(store, [m.key for m in figure2_methods(cg_variant)])
 
 
 def report_figure2(store, out, title, *, cg_variant="textbook"):
     """Write figure2.png (3 panels, as Fig. 2) and figure2.md; returns the Markdown table."""
-    records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
-    curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
-                           ("time", "train_loss", "training time [s]",
-                            "full-batch training loss", True),
-                           ("epoch", "val_acc", "epoch", "validation accuracy", False)],
+    curve_panels(_curves(store), [("epoch", "train_loss", "epoch", "full-batch training loss",
+                                   True),
+                                  ("time", "train_loss", "training time [s]",
+                                   "full-batch training loss", True),
+                                  ("epoch", "val_acc", "epoch", "validation accuracy", False)],
                  out / "figure2.png", title)
-    rows = []
-    for r in store.data["runs"].values():
-        s = _summary(r)
+    rows, seeds = [], False
+    for records in runs_by_cell(store).values():
+        s = summary_over_seeds(records)
+        seeds |= len(records) > 1
         paper = PAPER_FIGURE2["BackProp" if s["method"] == "BackProp" else "ProxProp"]
-        rows.append([s["method"], fmt_loss(s["final_train_loss"]), fmt_pct(s["final_val_acc"]),
-                     fmt_pct(s["best_val_acc"]), fmt_pct(s["test_acc"]),
-                     f"~{fmt_pct(paper['test_acc'])}", f"{s['train_time_s']:.0f}"])
+        rows.append([s["method"], _fmt(s["final_train_loss"], fmt_loss),
+                     _fmt(s["final_val_acc"], fmt_pct), _fmt(s["best_val_acc"], fmt_pct),
+                     _fmt(s["test_acc"], fmt_pct), f"~{fmt_pct(paper['test_acc'])}",
+                     _fmt(s["train_time_s"], _seconds)])
     table = markdown_table(["method", "final train loss", "final val acc", "best val acc",
                             "test acc", "paper test acc", "training time [s]"], rows)
+    table += "\n" + SPREAD_NOTE if seeds else ""
     atomic_write_text(out / "figure2.md", f"### {title}\n\n{table}")
     return table
 
@@ -119,15 +171,24 @@ def run_table1(store, data, scale, *, seed, backend, cg_variant, optimizer="nest
 
 
 def table1_rows(store, cg_variant):
-    """[(label, [final loss, None (diverged) or NOT_RUN per tau])] in Table 1's order."""
+    """[(label, [final loss, None (diverged) or NOT_RUN per tau])] in Table 1's order; a cell
+    run with several seeds holds the :func:`.cells.spread` of its final losses."""
+    cells = runs_by_cell(store)
     rows = []
     for method in table1_methods(cg_variant):
         values = []
         for tau in TABLE1_TAUS:
-            key = table1_key(method, tau)
-            values.append(_summary(store[key])["final_train_loss"] if key in store else NOT_RUN)
+            records = cells.get(table1_key(method, tau))
+            values.append(NOT_RUN if records is None else
+                          _summary(records[0])["final_train_loss"] if len(records) == 1 else
+                          spread([_summary(r)["final_train_loss"] for r in records]))
         rows.append((method.label, values))
     return rows
+
+
+def _mean(value):
+    """A Table 1 entry as one number (the mean over seeds), None or NOT_RUN."""
+    return value["mean"] if is_spread(value) else value
 
 
 #: A Table 1 cell that has not been run (a run of a subset of cells).
@@ -139,19 +200,23 @@ def table1_markdown(rows, mark_best=True):
     diverged cell, the row's lowest loss in bold."""
     out = []
     for label, values in rows:
-        finite = [v for v in values if isinstance(v, (int, float))]
+        finite = [_mean(v) for v in values if isinstance(_mean(v), (int, float))]
         best = min(finite) if finite and mark_best else None
         out.append([label] + [NOT_RUN if v == NOT_RUN
-                              else f"**{fmt_loss(v)}**" if v is not None and v == best
-                              else fmt_loss(v) for v in values])
+                              else f"**{_fmt(v, fmt_loss)}**" if _mean(v) is not None
+                              and _mean(v) == best
+                              else _fmt(v, fmt_loss) for v in values])
     return markdown_table(["tau"] + [f"{t:g}" for t in TABLE1_TAUS], out)
 
 
 def report_table1(store, out, title, *, cg_variant="textbook"):
     """Write table1.png (loss against tau) and table1.md (ours, then the paper's)."""
     rows = table1_rows(store, cg_variant)
-    table1_figure(list(TABLE1_TAUS), rows, out / "table1.png", title)
+    table1_figure(list(TABLE1_TAUS), [(label, [_mean(v) for v in values]) for label, values in rows],
+                  out / "table1.png", title)
     ours = table1_markdown(rows)
+    if any(is_spread(v) for _, values in rows for v in values):
+        ours += "\n" + SPREAD_NOTE
     paper = table1_markdown(list(PAPER_TABLE1.items()))
     text = (f"### {title}\n\nOurs (final full-batch training loss; '-' = diverged; "
             f"bold = best tau of the row):\n\n{ours}\nPaper, Table 1 (50 epochs, "
@@ -178,27 +243,30 @@ def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="ada
     run_configs(store, [Config(method.key, net, make_optimizer(optimizer, 1e-3), method)
                         for method in figure3_methods(cg_variant)],
                 data, scale, seed=seed, backend=backend)
-    return [_summary(store[m.key]) for m in figure3_methods(cg_variant) if m.key in store]
+    return _summaries(store, [m.key for m in figure3_methods(cg_variant)])
 
 
 def report_figure3(store, out, title, *, cg_variant="textbook"):
     """Write figure3.png (4 panels: loss and val acc per epoch and per second), figure3.md."""
-    records = [(r["method"], r["history"]) for r in store.data["runs"].values()]
-    curve_panels(records, [("epoch", "train_loss", "epoch", "full-batch training loss", True),
-                           ("epoch", "val_acc", "epoch", "validation accuracy", False),
-                           ("time", "train_loss", "training time [s]",
-                            "full-batch training loss", True),
-                           ("time", "val_acc", "training time [s]", "validation accuracy",
-                            False)],
+    curve_panels(_curves(store), [("epoch", "train_loss", "epoch", "full-batch training loss",
+                                   True),
+                                  ("epoch", "val_acc", "epoch", "validation accuracy", False),
+                                  ("time", "train_loss", "training time [s]",
+                                   "full-batch training loss", True),
+                                  ("time", "val_acc", "training time [s]", "validation accuracy",
+                                   False)],
                  out / "figure3.png", title, ncols=4)
-    rows = []
-    for r in store.data["runs"].values():
-        s = _summary(r)
+    rows, seeds = [], False
+    for records in runs_by_cell(store).values():
+        s = summary_over_seeds(records)
+        seeds |= len(records) > 1
         paper = PAPER_FIGURE3["BackProp" if s["method"] == "BackProp" else "ProxProp"]
-        rows.append([s["method"], fmt_loss(s["final_train_loss"]), fmt_pct(s["best_val_acc"]),
-                     fmt_pct(paper["best_val_acc"]), fmt_pct(s["test_acc"]),
-                     fmt_pct(paper["test_acc"]), f"{s['train_time_s']:.0f}"])
+        rows.append([s["method"], _fmt(s["final_train_loss"], fmt_loss),
+                     _fmt(s["best_val_acc"], fmt_pct), fmt_pct(paper["best_val_acc"]),
+                     _fmt(s["test_acc"], fmt_pct), fmt_pct(paper["test_acc"]),
+                     _fmt(s["train_time_s"], _seconds)])
     table = markdown_table(["method", "final train loss", "best val acc", "paper best val acc",
                             "test acc", "paper test acc", "training time [s]"], rows)
+    table += "\n" + SPREAD_NOTE if seeds else ""
     atomic_write_text(out / "figure3.md", f"### {title}\n\n{table}")
     return table

@@ -21,7 +21,7 @@ distributed = pytest.importorskip("distributed")
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from penaltyprop import cli  # noqa: E402
-from penaltyprop.experiments import dask_cells, run_experiment  # noqa: E402
+from penaltyprop.experiments import dask_cells, dask_worker, run_experiment  # noqa: E402
 from penaltyprop.experiments.cells import CellsFailed, blas_threads_per_worker  # noqa: E402
 from penaltyprop.experiments.dask_worker import (  # noqa: E402
     EXIT_IN_CELL,
@@ -147,19 +147,32 @@ def test_seeds_run_on_the_workers_of_a_scheduler_given_by_address(tmp_path):
     _assert_same_cells(ours, _serial(tmp_path / "serial", 1, cells=CELLS[:2], seeds=[0, 1]))
 
 
-def test_a_failing_cell_is_reported_and_the_others_are_stored(tmp_path, capsys):
-    """A damaged checkpoint makes one cell raise on its worker: the command names it, exits
-    with status 1, and a rerun (the checkpoint removed) trains only that cell."""
+def test_a_damaged_checkpoint_is_refused_before_any_cell_trains(tmp_path, capsys):
+    """The driver checks every run folder before it submits a cell: a damaged checkpoint is
+    one error naming it (status 2), and nothing is trained or stored."""
     out = tmp_path / "dask"
     (out / "runs" / "cg5_tau5").mkdir(parents=True)
     (out / "runs" / "cg5_tau5" / "checkpoint.npz").write_bytes(b"not a checkpoint")
     argv = ["experiment", "table1", "--scale", "tiny", "--workers", "2", "--out", str(out),
             "--cells", *CELLS]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cg5_tau5" in err and "checkpoint" in err
+    assert not (out / "results.json").exists()
+
+
+def test_a_failing_cell_is_reported_and_the_others_are_stored(tmp_path, capsys, monkeypatch):
+    """A cell that raises on its worker (the test hook, in epoch 1): the command names it,
+    exits with status 1, the others are stored, and a rerun trains only that cell."""
+    out = tmp_path / "dask"
+    monkeypatch.setenv(dask_worker.EXIT_IN_CELL, "cg5_tau5:1:raise")
+    argv = ["experiment", "table1", "--scale", "tiny", "--workers", "2", "--out", str(out),
+            "--cells", *CELLS]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
-    assert "1 of 4 cells failed (cg5_tau5)" in err and "not a penaltyprop checkpoint" in err
+    assert "1 of 4 cells failed (cg5_tau5)" in err and "cell cg5_tau5 failed in epoch 1" in err
     assert sorted(_runs(out)) == sorted(set(CELLS) - {"cg5_tau5"})
-    (out / "runs" / "cg5_tau5" / "checkpoint.npz").unlink()
+    monkeypatch.delenv(dask_worker.EXIT_IN_CELL)
     assert cli.main(argv) == 0
     assert "3 of 4 cells done before" in capsys.readouterr().out
     assert sorted(_runs(out)) == sorted(CELLS)

@@ -17,7 +17,8 @@ Dask imports happen inside the functions: importing this module imports no Dask.
 For tests, the environment variable :data:`EXIT_IN_CELL` = ``KEY:EPOCH:MARKER`` makes the
 worker process that trains cell KEY exit (``os._exit``) when epoch EPOCH has been evaluated,
 before its checkpoint is written, once: it first creates the file MARKER, and does nothing
-while MARKER exists.
+while MARKER exists. MARKER = ``raise`` makes the cell raise RuntimeError there instead,
+every time (a cell that fails on its worker).
 """
 from __future__ import annotations
 
@@ -197,6 +198,8 @@ def _exit_if_asked(key, epoch):
     target, at, marker = spec.split(":", 2)
     if target != key or str(epoch) != at:
         return
+    if marker == "raise":
+        raise RuntimeError(f"cell {key} failed in epoch {epoch} ({EXIT_IN_CELL})")
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:

@@ -26,7 +26,7 @@ Every data set also runs AltMin with its source's settings
 ``altmin-source``). Where a data set sets ``source_bcd``, BCD also runs in its sources' own
 setting: squared loss, three hidden layers of 1500, 50 sweeps, with the merged output
 (``bcd-source``) and with the sources' split output (``bcd-source-split``)
-(:func:`source_runs`).
+(:func:`altmin_source_config`, :func:`source_bcd_runs`).
 """
 from __future__ import annotations
 
@@ -68,22 +68,25 @@ SOURCE_METHODS = {"bcd-source": BCD(loss="squared"),
                   "altmin-source": AltMin.source()}
 
 
-def source_runs(spec, data, widths, scale):
-    """``[(key, net, optimizer, method, numbers)]``: the configurations of :data:`SOURCE_RUNS`
-    for one data set: AltMin with its source's settings (Adam at 0.008, halved every 8
-    epochs) on the family's network, and where ``spec.source_bcd`` is set BCD on its sources'
-    network (squared loss, 3 x 1500, 50 sweeps), with the merged and the split output."""
-    numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
+def altmin_source_config(data, widths, scale):
+    """AltMin with its source's settings (Adam at 0.008, halved every 8 epochs) on the
+    family's network: a :class:`~.runner.Config` like the others (same epochs and batch)."""
     steps = -(-len(data.y_train) // scale.batch_size)  # minibatches per epoch
-    runs = [("altmin-source", mlp(widths),
-             adam(ALTMIN_SOURCE_LR, halve_every=ALTMIN_SOURCE_HALVING_EPOCHS * steps),
-             SOURCE_METHODS["altmin-source"], numbers)]
-    if spec.source_bcd:
-        source_net = mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes])
-        bcd_numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=SOURCE_BCD_SWEEPS)
-        runs = [(key, source_net, None, SOURCE_METHODS[key], bcd_numbers)
-                for key in ("bcd-source", "bcd-source-split")] + runs
-    return runs
+    return Config("altmin-source", mlp(widths),
+                  adam(ALTMIN_SOURCE_LR, halve_every=ALTMIN_SOURCE_HALVING_EPOCHS * steps),
+                  SOURCE_METHODS["altmin-source"])
+
+
+def source_bcd_runs(spec, data, scale):
+    """``[(key, net, None, method, numbers)]``: where ``spec.source_bcd`` is set, BCD on its
+    sources' network (squared loss, 3 x 1500, 50 sweeps: other numbers than the family's),
+    with the merged and the split output; else none."""
+    if not spec.source_bcd:
+        return []
+    source_net = mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes])
+    numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=SOURCE_BCD_SWEEPS)
+    return [(key, source_net, None, SOURCE_METHODS[key], numbers)
+            for key in ("bcd-source", "bcd-source-split")]
 
 
 def family_runs():
@@ -177,7 +180,7 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
                 load_family_data, spec, scale, data_dir=data_dir, mnist_csv=mnist_csv), data)
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
-            for key, net, optimizer, method, cell_numbers in sources:  # the sources' settings
+            for key, net, optimizer, method, cell_numbers in sources:  # BCD's sources' numbers
                 store.train(key, net, data, optimizer, method, cell_numbers, seed=seed,
                             backend=backend)
             title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
@@ -196,8 +199,9 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
 
 def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mnist_csv, log):
     """One data set of the family, ready to train and checked: ``(data, store, configs,
-    widths, sources)``, ``sources`` the configurations in their sources' settings
-    (:func:`source_runs`). Loads the data; the store checks its folder (nothing is written)."""
+    widths, sources)``, ``sources`` the configurations with other numbers than the family's
+    (:func:`source_bcd_runs`), which train in this process. Loads the data; the store checks
+    its folder (nothing is written)."""
     data = load_family_data(spec, scale, data_dir=data_dir, download=download,
                             mnist_csv=mnist_csv)
     name = data.name
@@ -213,8 +217,9 @@ def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mn
     numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
     configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
                for method, opt, tau in family_runs()]
+    configs.append(altmin_source_config(data, widths, scale))
     cells = {c.key: (c.net, c.optimizer, c.method, numbers) for c in configs}
-    sources = source_runs(spec, data, widths, scale)
+    sources = source_bcd_runs(spec, data, scale)
     cells.update({key: (net, opt, method, nums) for key, net, opt, method, nums in sources})
     store.check_runs(cells, data, seed=seed, backend=backend)  # no runs it did not make
     return data, store, configs, widths, sources

@@ -231,6 +231,16 @@ def _inherited_target(domain, parts):
     return None
 
 
+def methods_api() -> str:
+    """An autosummary of every registered training method: a method defined in a new file of
+    ``penaltyprop/methods/`` gets its API page without an edit here."""
+    from penaltyprop.methods import METHODS
+
+    names = sorted(cls.__name__ for cls in METHODS.values())
+    return (".. autosummary::\n   :toctree: generated\n   :nosignatures:\n\n"
+            + "".join(f"   {name}\n" for name in names) + "   METHODS\n   make_method\n")
+
+
 def setup(app):
     app.connect("autodoc-skip-member", skip_public_members)
     app.connect("missing-reference", resolve_short_reference)
@@ -239,3 +249,4 @@ def setup(app):
 copy_notebooks()
 _write_if_changed(DOCS / "_generated" / "equations.md", equations_page())
 _write_if_changed(DOCS / "_generated" / "cli_help.md", cli_page())
+_write_if_changed(DOCS / "_generated" / "methods_api.rst", methods_api())

@@ -323,7 +323,7 @@ def _fingerprint(data, hash_rows, kind) -> str:
 
 def same_data(recorded, data) -> bool:
     """Whether the fingerprint ``recorded`` (by this version, :func:`fingerprint`, or by an
-    earlier one, :func:`sampled_fingerprint`) is the fingerprint of ``data``."""
+    earlier one, ``sampled_fingerprint``) is the fingerprint of ``data``."""
     if not isinstance(recorded, str):
         return False
     if ":all:" in recorded:

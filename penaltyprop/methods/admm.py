@@ -185,7 +185,7 @@ class ADMM(LiftedMethod):
         return theta_new, lifted.LiftedState(a, z, lam, state.sweeps + 1, state.y)
 
     def sweep_flops(self, shapes):
-        """:func:`.costs.admm_sweep_flops`."""
+        """:func:`~penaltyprop.methods.costs.admm_sweep_flops`."""
         return costs.admm_sweep_flops(shapes, self)
 
     def objective(self, net, theta, state, y):

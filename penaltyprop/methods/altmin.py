@@ -251,5 +251,5 @@ class AltMin(OracleMethod):
                                 self.inputs, self.inner_momentum, self.penalty_scale)
 
     def extra_flops(self, shapes):
-        """:func:`.costs.altmin_extra_flops`."""
+        """:func:`~penaltyprop.methods.costs.altmin_extra_flops`."""
         return costs.altmin_extra_flops(shapes, self)

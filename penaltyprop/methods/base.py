@@ -87,7 +87,7 @@ class Method:
     name : str, the registry key (``--method NAME``); a class attribute, "" for an abstract
         base.
     kind : ``"oracle"`` or ``"lifted"``; a class attribute.
-    networks : :class:`Networks`, what the method can train (a class attribute; default:
+    networks : :class:`~penaltyprop.methods.Networks`, what the method can train (a class attribute; default:
         any network).
     """
 
@@ -140,7 +140,7 @@ class Method:
 
     def check_net(self, net):
         """Raise ValueError (naming the layer) unless the method can train ``net``
-        (:attr:`networks`); the training loop, the bench and the trace call it first."""
+        (``networks``); the training loop, the bench and the trace call it first."""
         self.networks.check(net, self.name)
 
     @classmethod
@@ -159,19 +159,17 @@ class Method:
 class OracleMethod(Method):
     """A method that gives a direction per minibatch (BackProp, ProxProp, ...).
 
-    Class attributes
-    ----------------
-    default_optimizer : the optimizer ``train`` and the family comparison use when none is
-        given (``"nesterov"``, ``"sgd"`` or ``"adam"``).
+    Attributes
+    ----------
+    default_optimizer : the optimizer ``train``, the command line and the family comparison
+        use when none is given (``"nesterov"``, ``"sgd"`` or ``"adam"``); a class attribute.
     default_tau : the learning rate (the paper's tau) with the default optimizer (and with
-        plain SGD when that is Nesterov's); None: it must be given.
+        plain SGD when that is Nesterov's); None: it must be given. A class attribute.
     """
 
     kind = "oracle"
     default_optimizer: typing.ClassVar[str] = "nesterov"
     default_tau: typing.ClassVar[typing.Optional[float]] = None
-    #: the optimizer the command line uses when none is given; default_tau is its rate
-    default_optimizer: typing.ClassVar[str] = "nesterov"
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: the minibatch loss :math:`J(\theta; X, y)` and a direction with the
@@ -184,14 +182,14 @@ class OracleMethod(Method):
 
     def extra_flops(self, shapes):
         """The flops one step adds to BackProp's matrix products, for the layer products
-        ``shapes = [(n_out, m, K), ...]`` (:func:`penaltyprop.methods.costs.base_flops`);
+        ``shapes = [(n_out, m, K), ...]`` (:func:`~penaltyprop.methods.costs.base_flops`);
         None: no count (the bench prints "no floor")."""
         return None
 
     def step_model(self, pieces):
         """Seconds of the step's own parts beside BackProp's forward, backward and update,
         ``{part: seconds}``, predicted from the bench's pieces (``{piece: seconds}``, keys
-        :data:`PIECES`); None: no model."""
+        ``penaltyprop.bench.breakdown.PIECE_NAMES``); None: no model."""
         return None
 
 

@@ -222,7 +222,7 @@ class BCD(LiftedMethod):
         return theta_new, lifted.LiftedState(a, z, None, state.sweeps + 1, state.y)
 
     def sweep_flops(self, shapes):
-        """:func:`.costs.bcd_sweep_flops`."""
+        """:func:`~penaltyprop.methods.costs.bcd_sweep_flops`."""
         return costs.bcd_sweep_flops(shapes, self)
 
     def objective(self, net, theta, state, y):

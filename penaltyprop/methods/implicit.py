@@ -129,7 +129,7 @@ class ImplicitProxProp(ProxProp):
 
     def extra_flops(self, shapes):
         r"""ProxProp's prox solves, and per a-step (layers 2 .. L-2) the solve of
-        :func:`.costs.a_step_flops` in place of the adjoint product :math:`W^\top\delta` (2nmK)
-        that BackProp's count holds."""
+        :func:`~penaltyprop.methods.costs.a_step_flops` in place of the adjoint product
+        :math:`W^\top\delta` (2nmK) that BackProp's count holds."""
         a_steps = sum(costs.a_step_flops(n, m, K) - 2 * n * m * K for n, m, K in shapes[1:-1])
         return costs.proxprop_extra_flops(shapes, self) + a_steps

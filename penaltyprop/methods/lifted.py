@@ -51,14 +51,21 @@ CE_CURVATURE = 0.5
 class LiftedState:
     r"""The per-sample variables of a lifted method, between sweeps (never modified in place).
 
-    a : list of K arrays, ``a[l]`` = :math:`a_l` (``a[0]`` is X).
-    z : list of K+1 entries, ``z[l]`` = :math:`z_l` for l = 1..K (``z[0]`` is None;
-        ``z[K]`` the lifted class scores).
-    lam : (C, N) multiplier on the output (ADMM), or None.
-    sweeps : int, the sweeps done.
-    y : (N,) the labels the state was made for (a copy), or None for a state built by hand.
-        With ``a[0]`` (X itself) it binds the state to its data: a sweep with other X or y
-        is refused (:func:`check_state`).
+    Attributes
+    ----------
+    a : list of K arrays
+        ``a[l]`` = :math:`a_l` (``a[0]`` is X); BCD's split output keeps a K+1-th, :math:`a_K`.
+    z : list of K+1 entries
+        ``z[l]`` = :math:`z_l` for l = 1..K (``z[0]`` is None; ``z[K]`` the lifted class
+        scores).
+    lam : (C, N) array or None
+        The multiplier on the output (ADMM).
+    sweeps : int
+        The sweeps done.
+    y : (N,) array or None
+        The labels the state was made for (a copy), or None for a state built by hand. With
+        ``a[0]`` (X itself) it binds the state to its data: a sweep with other X or y is
+        refused (:func:`check_state`).
     """
 
     a: list

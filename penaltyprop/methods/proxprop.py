@@ -85,7 +85,7 @@ class ProxProp(OracleMethod):
 
     @property
     def prox_settings(self) -> dict:
-        """Step (c)'s settings (:data:`PROX_SETTINGS`), without a subclass's own."""
+        """Step (c)'s settings (``PROX_SETTINGS`` in this module), without a subclass's own."""
         return {name: getattr(self, name) for name in PROX_SETTINGS}
 
     @property
@@ -116,7 +116,7 @@ class ProxProp(OracleMethod):
         return sweep(net, theta, X, y, tau, prox_step_c(self.prox, tau))
 
     def extra_flops(self, shapes):
-        """The prox solves of the hidden layers (:func:`.costs.proxprop_extra_flops`)."""
+        """The prox solves of the hidden layers (:func:`~penaltyprop.methods.costs.proxprop_extra_flops`)."""
         return costs.proxprop_extra_flops(shapes, self)
 
     def step_model(self, pieces):

@@ -40,11 +40,11 @@ from ..optim import make_optimizer
 from ..train import train
 from .verdict import NotDone, Wrong, as_array, call, checker, close, compare, over, shapes, unpack
 
-#: (widths, N, tau_theta): unequal widths expose a product taken from the wrong side; N = 3 is
-#: fewer samples than a layer's inputs (A A^T is singular, only I/tau_theta makes M invertible);
-#: tau_theta != 1 and N > 1 keep the known mistakes (tau_theta for 1/tau_theta, A A^T / N)
-#: apart from the answer.
-PROBLEMS = (([5, 4, 3], 7, 0.5), ([6, 5, 5, 4], 3, 0.05), ([3, 4, 2, 3], 9, 2.0))
+#: (widths, N, tau_theta): no layer has n_l = n_(l-1) + 1, so that a product taken from the
+#: wrong side fails on the shapes; N = 3 is fewer samples than a layer's inputs (A A^T is
+#: singular, only I/tau_theta makes M invertible); tau_theta != 1 and N > 1 keep the known
+#: mistakes (tau_theta for 1/tau_theta, A A^T / N) apart from the answer.
+PROBLEMS = (([5, 4, 3], 7, 0.5), ([6, 5, 5, 4], 3, 0.05), ([3, 5, 4, 2], 9, 2.0))
 
 SHAPE_HINT = ("theta_l = [W_l, b_l] is (n_l, n_(l-1) + 1) and M_l is square, of side n_(l-1) + 1: "
               "multiply from the right, d_l = grad_l M_l^-1 = solve(M_l, grad_l^T)^T.")
@@ -68,8 +68,13 @@ def problems(seed=5):
 
 
 def layer_direction(gW, gb, a_prev, tau_theta, ones=True, shift=None, scale=1.0):
-    r""":math:`[\nabla W, \nabla b]\,M^{-1}` with :math:`M = sI + cAA^\top` (the formula:
-    ``s = 1/tau_theta``, ``c = 1``, the row of ones in A); the others give the known mistakes."""
+    r"""One layer's :math:`[\nabla W, \nabla b]\,M^{-1}`, :math:`M = sI + cAA^\top` (Eq. 14).
+
+    gW (n, m), gb (n,): the layer's gradient; a_prev (m, N): its input. The formula is
+    ``s = 1/tau_theta``, ``c = 1`` and the row of ones in A = [a; 1^T]; the other values
+    give the known mistakes (``ones=False``: A = a, and gb comes back unchanged). Returns
+    ``(dW (n, m), db (n,))``.
+    """
     s = 1 / tau_theta if shift is None else shift
     A = np.vstack([a_prev, np.ones((1, a_prev.shape[1]))]) if ones else a_prev  # (m+1, N)
     G = np.hstack([gW, gb[:, None]]) if ones else gW  # (n, m+1)

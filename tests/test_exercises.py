@@ -184,17 +184,22 @@ MISTAKES = [
 ]
 
 
+#: the checks of a function; notebook 06's method exercise takes a class and has its own tests
+#: (tests/test_exercises_method.py)
+FUNCTIONS = [name for name in ex.CHECKS if name != "prox_every_layer"]
+
+
 def check(name):
     return ex.CHECKS[name]
 
 
 def test_every_check_has_a_solution_and_two_mistakes_here():
-    assert set(SOLUTIONS) == set(ex.CHECKS)
-    for name in ex.CHECKS:
+    assert set(SOLUTIONS) == set(FUNCTIONS) == set(ex.CHECKS) - {"prox_every_layer"}
+    for name in FUNCTIONS:
         assert sum(m[0] == name for m in MISTAKES) >= 2, name
 
 
-@pytest.mark.parametrize("name", list(ex.CHECKS))
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_a_right_solution_is_right(name):
     verdict = check(name)(SOLUTIONS[name])
     assert verdict.status == "right", verdict.message
@@ -216,7 +221,7 @@ def test_a_typical_mistake_is_wrong_with_its_hint(name, mistake, words):
     assert words in lines[1], verdict.message
 
 
-@pytest.mark.parametrize("name", list(ex.CHECKS))
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_the_placeholder_is_not_done(name):
     def placeholder(*args):
         raise NotImplementedError

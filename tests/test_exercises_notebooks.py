@@ -37,26 +37,32 @@ def cells(path, tag=None):
 
 
 def defined(cell):
-    """The functions a cell defines."""
-    return re.findall(r"^def (\w+)\(", editions.source(cell), re.M)
+    """``(exercise, name)`` for each function and class a cell defines: a function's exercise is
+    its name, a class's the registry name it sets (``name = "..."``, the method exercise)."""
+    text = editions.source(cell)
+    found = [(name, name) for name in re.findall(r"^def (\w+)\(", text, re.M)]
+    for cls in re.findall(r"^class (\w+)\b", text, re.M):
+        (registry_name,) = re.findall(r"^    name = \"(\w+)\"", text, re.M)
+        found.append((registry_name, cls))
+    return found
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name[:2])
 def test_every_coding_exercise_has_a_placeholder_a_solution_and_a_check(path):
     placeholders = cells(path, editions.EXERCISE)
     assert placeholders, f"{path.name} has no coding exercise"
-    solved = {name for c in cells(path, editions.SOLUTION) for name in defined(c)}
+    solved = {pair for c in cells(path, editions.SOLUTION) for pair in defined(c)}
     checked = " ".join(editions.source(c) for c in cells(path, editions.CHECK))
     for cell in placeholders:
-        (name,) = defined(cell)
+        ((exercise, name),) = defined(cell)
         assert "raise NotImplementedError" in editions.source(cell)
-        assert name in solved, f"{path.name}: no solution cell defines {name}"
-        assert f"ex.check_{name}({name})" in checked, f"{path.name}: {name} is never checked"
+        assert (exercise, name) in solved, f"{path.name}: no solution cell defines {name}"
+        assert f"ex.check_{exercise}({name})" in checked, f"{path.name}: {name} is never checked"
         assert cell["cell_type"] == "code" and not cell.get("outputs")
 
 
 def test_every_check_is_used_by_one_notebook():
-    names = [n for f in FILES for c in cells(f, editions.EXERCISE) for n in defined(c)]
+    names = [n for f in FILES for c in cells(f, editions.EXERCISE) for n, _ in defined(c)]
     assert sorted(names) == sorted(exercises.CHECKS)
 
 

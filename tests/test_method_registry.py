@@ -245,6 +245,19 @@ def test_a_class_defined_again_replaces_itself_and_register_unregister_work(regi
         type("Later", (OracleMethod,), {**_oracle_body(), "name": "later"}, register=False))
     assert "later" not in METHODS
     assert register(later) is later and METHODS["later"] is later
+    # a class with settings, registered after its @dataclass decorator put the defaults in
+    # the fields' place: its settings keep their help texts
+    with_settings = dataclasses.dataclass(frozen=True)(type(
+        "WithSettings", (OracleMethod,), {**_oracle_body(), "name": "with_settings",
+                                          "__annotations__": {"mu": float},
+                                          "mu": setting(2.0, "a weight")}, register=False))
+    assert register(with_settings) is METHODS["with_settings"]
+    assert pp.methods.method_settings(with_settings) == [("mu", 2.0, float, "a weight")]
+    undecorated = type("Undecorated", (OracleMethod,), {
+        **_oracle_body(), "name": "undecorated", "__annotations__": {"mu": float}, "mu": 2.0},
+        register=False)
+    with pytest.raises(TypeError, match="no help text"):
+        register(undecorated)
     with pytest.raises(TypeError, match="method class"):
         register(int)
 

@@ -24,19 +24,24 @@ The checks, by notebook, and what the student writes:
 * 04 :func:`check_nesterov_step`: Nesterov momentum on any direction (PyTorch's form);
 * 05 :func:`check_im2col`: the patch matrix of a convolution; :func:`check_col2im`: its adjoint;
 * 06 :func:`check_relu_prox`: the ReLU prox by cases (BCD's and ADMM's z-step);
-  :func:`check_multiplier_update`: ADMM's multiplier step (the KKT condition at the output).
+  :func:`check_multiplier_update`: ADMM's multiplier step (the KKT condition at the output);
+  :func:`check_prox_every_layer`: a training method of one's own, a class (ProxProp with the
+  prox step on every layer): registered, its direction (Eqs. 13-14), the networks it refuses,
+  and a short training run.
 
 With ``PENALTYPROP_CHECKS=strict`` in the environment a check that is not right raises
 AssertionError (:mod:`penaltyprop.exercises.verdict`).
 """
 from .convolution import check_col2im, check_im2col
 from .family import check_multiplier_update, check_relu_prox
+from .method import check_prox_every_layer
 from .proximal import check_cg_iteration, check_prox_batch, check_prox_primal
 from .steps import check_lambda_max, check_nesterov_step
 from .sweep import check_algorithm1
 from .verdict import STRICT_ENV, Verdict
 
-#: every check, by the name of the function the student writes, in the notebooks' order
+#: every check, by the name of the function the student writes (for a class: the method's
+#: registry name), in the notebooks' order
 CHECKS = {
     "algorithm1": check_algorithm1,
     "lambda_max": check_lambda_max,
@@ -48,6 +53,7 @@ CHECKS = {
     "col2im": check_col2im,
     "relu_prox": check_relu_prox,
     "multiplier_update": check_multiplier_update,
+    "prox_every_layer": check_prox_every_layer,
 }
 
 __all__ = ["CHECKS", "STRICT_ENV", "Verdict", *(f"check_{name}" for name in CHECKS)]

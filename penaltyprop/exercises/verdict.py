@@ -85,30 +85,39 @@ def strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() == "strict"
 
 
-def checker(exercise, reference):
+def checker(exercise, reference, class_name=None):
     """Decorator turning a check body into a check that answers with a :class:`Verdict`.
 
     Parameters
     ----------
-    exercise : str, the name of the function the student writes.
+    exercise : str, the name of the function the student writes (for a class: the exercise's
+        name, which is also the method's registry name).
     reference : str, what the answer is compared with, for the "right" line
         (e.g. ``"Eq. 44"``, ``"Proposition 1"``).
+    class_name : str or None, the class the student writes, when the exercise is a class
+        (a training method) rather than a function: the check then takes a class.
 
-    The body is ``body(student) -> (largest_difference, n_problems)``; it raises
-    :class:`Wrong` and lets :class:`NotDone` through.
+    The body is ``body(student) -> (largest_difference, n_problems)``, optionally with a
+    sentence more for the "right" line; it raises :class:`Wrong` and lets :class:`NotDone`
+    through.
     """
 
     def wrap(body):
         @functools.wraps(body)
         def check(student):
+            if class_name is not None and not isinstance(student, type):
+                got = "function" if callable(student) else f"{type(student).__name__} object"
+                raise TypeError(f"check_{exercise} takes your method class itself, as in "
+                                f"check_{exercise}({class_name}), not a {got}")
             if not callable(student):
                 raise TypeError(f"check_{exercise} takes your function itself, as in "
                                 f"check_{exercise}({exercise}), not a {type(student).__name__}")
             try:
-                diff, n = body(student)
+                diff, n, *more = body(student)
                 verdict = Verdict(exercise, "right",
                                   f"{exercise}: right. It agrees with {reference} on {n} random "
-                                  f"problems (largest difference {diff:.1e}).", diff)
+                                  f"problems (largest difference {diff:.1e})."
+                                  + "".join(f" {sentence}" for sentence in more), diff)
             except NotDone:
                 verdict = Verdict(exercise, "not done",
                                   f"{exercise}: not done yet (it raises NotImplementedError). "

@@ -302,6 +302,8 @@ def check_setting(cls, name):
             raise ValueError(f"setting {where} would hide {base.__qualname__}.{name}: choose "
                              f"another name (or write a class attribute without annotation)")
     value = cls.__dict__.get(name, dataclasses.MISSING)
+    # register() after @dataclass: the decorator has put the default in the field's place
+    value = cls.__dict__.get("__dataclass_fields__", {}).get(name, value)
     if not isinstance(value, dataclasses.Field):
         if value is dataclasses.MISSING:
             raise TypeError(f"setting {where} has no default: write "

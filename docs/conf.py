@@ -232,12 +232,16 @@ def _inherited_target(domain, parts):
 
 
 def methods_api() -> str:
-    """An autosummary of every registered training method: a method defined in a new file of
-    ``penaltyprop/methods/`` gets its API page without an edit here."""
+    """``api/training_methods.rst``: an autosummary of every registered training method, so a
+    method defined in a new file of ``penaltyprop/methods/`` gets its API page without an edit
+    here (a page of its own: autosummary makes stub pages only for the pages it scans)."""
     from penaltyprop.methods import METHODS
 
     names = sorted(cls.__name__ for cls in METHODS.values())
-    return (".. autosummary::\n   :toctree: generated\n   :nosignatures:\n\n"
+    return ("Training methods\n================\n\n"
+            "Every registered method (``penaltyprop.methods.METHODS``), and how to make one from "
+            "its name.\n\n.. currentmodule:: penaltyprop\n\n"
+            ".. autosummary::\n   :toctree: generated\n   :nosignatures:\n\n"
             + "".join(f"   {name}\n" for name in names) + "   METHODS\n   make_method\n")
 
 
@@ -249,4 +253,4 @@ def setup(app):
 copy_notebooks()
 _write_if_changed(DOCS / "_generated" / "equations.md", equations_page())
 _write_if_changed(DOCS / "_generated" / "cli_help.md", cli_page())
-_write_if_changed(DOCS / "_generated" / "methods_api.rst", methods_api())
+_write_if_changed(DOCS / "api" / "training_methods.rst", methods_api())

@@ -35,7 +35,7 @@ from penaltyprop.methods import (
     setting,
     unregister,
 )
-from penaltyprop.methods.base import COMMAND_FLAGS
+from penaltyprop.methods.settings import COMMAND_FLAGS
 from tests.helpers import random_problem
 
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .cells import CellsFailed, blas_threads_per_worker, remaining_seconds
 from .dask_worker import CellTask, code_digest, data_digest, probe, run_cell
-from .runner import format_duration
+from .estimate import format_duration
 
 #: Seconds to wait for a worker to join a scheduler given by address.
 WAIT_FOR_WORKERS_S = 600

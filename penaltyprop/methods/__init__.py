@@ -18,12 +18,11 @@ from .base import (
     LiftedMethod,
     Method,
     OracleMethod,
-    method_settings,
     register,
-    setting,
     unregister,
 )
 from .networks import ANY_NETWORK, RELU_MLP, Networks
+from .settings import method_settings, setting
 
 #: the modules of this package, in the order they are imported
 MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__))

@@ -55,8 +55,9 @@ from ..checks import check_choice, check_int, check_positive
 from ..prox import prox_exact
 from ..transfer import apply_A
 from . import costs, lifted
-from .base import LiftedMethod, setting
+from .base import LiftedMethod
 from .networks import RELU_MLP
+from .settings import setting
 
 
 def admm_advice(beta, gamma, ridge, dtype):

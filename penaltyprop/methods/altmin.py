@@ -66,8 +66,9 @@ from ..checks import check_choice, check_int, check_positive, check_problem
 from ..forward import forward
 from ..losses import cross_entropy_and_grad
 from . import costs
-from .base import OracleMethod, setting
+from .base import OracleMethod
 from .lifted import last
+from .settings import setting
 
 INPUTS = ("codes", "forward")
 #: how the penalties are scaled: "sum" (F of the module docstring, J's scale) or "mean"

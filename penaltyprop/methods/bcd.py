@@ -59,8 +59,9 @@ from ..checks import check_choice, check_int, check_positive
 from ..prox import choose_system, prox_exact
 from ..transfer import apply_A
 from . import costs, lifted
-from .base import LiftedMethod, setting
+from .base import LiftedMethod
 from .networks import RELU_MLP
+from .settings import setting
 
 #: the output block: one variable z_K (F), or the sources' a_K and z_K coupled by gamma
 OUTPUTS = ("merged", "split")

@@ -43,10 +43,11 @@ from ..forward import forward
 from ..losses import cross_entropy_and_grad
 from ..prox import Prox
 from . import costs
-from .base import FamilyRun, setting
+from .base import FamilyRun
 from .lifted import a_step, relu_prox
 from .networks import RELU_MLP
 from .proxprop import ProxProp
+from .settings import setting
 
 
 def implicit_sweep(net, theta, X, y, tau, prox):

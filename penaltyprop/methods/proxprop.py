@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from ..algorithms import prox_step_c, proxprop_direction, sweep
 from ..prox import Prox
 from . import costs
-from .base import FamilyRun, OracleMethod, setting
+from .base import FamilyRun, OracleMethod
+from .settings import setting
 
 #: the number of CG iterations when solver="cg" and none is given (the paper's CG-3)
 DEFAULT_CG_ITERATIONS = 3

@@ -12,7 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from .base import METHODS, LiftedMethod, Method, OracleMethod, method_settings
+from .base import METHODS, LiftedMethod, Method, OracleMethod
+from .settings import method_settings
 
 BEGIN, END = "<!-- generated: methods -->", "<!-- end generated -->"
 

@@ -81,6 +81,15 @@ def save_histories_plot(histories, path, title=None) -> Path:
 
 
 # --------------------------------------------------------------------------- experiments
+def loss_and_accuracy_panels(epoch_label="epoch"):
+    """The four panels of Fig. 3 (and of the family's figures) for :func:`curve_panels`: the
+    training loss and the validation accuracy, against epochs and against training time."""
+    return [("epoch", "train_loss", epoch_label, "full-batch training loss", True),
+            ("epoch", "val_acc", epoch_label, "validation accuracy", False),
+            ("time", "train_loss", "training time [s]", "full-batch training loss", True),
+            ("time", "val_acc", "training time [s]", "validation accuracy", False)]
+
+
 def curve_panels(records, panels, path, title, ncols=None):
     """One figure of curves: a panel per (x key, y key, x label, y label, log y) entry.
 

@@ -42,7 +42,7 @@ from ..fsutil import atomic_write_text, check_output_files
 from ..methods import BCD, METHODS, AltMin, BackProp
 from ..network import mlp
 from ..optim import adam
-from ..plotting import curve_panels, residuals_figure
+from ..plotting import curve_panels, loss_and_accuracy_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
 from .results import RESULTS
 from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
@@ -258,14 +258,8 @@ def report_family(store, out, name, title, n_train):
     out = Path(out)
     records = [(r["method"] + SOURCE_RUNS.get(k, ""), r["history"])
                for k, r in store.data["runs"].items()]
-    curve_panels(records, [("epoch", "train_loss", "epoch (sweep)", "full-batch training loss",
-                            True),
-                           ("epoch", "val_acc", "epoch (sweep)", "validation accuracy", False),
-                           ("time", "train_loss", "training time [s]",
-                            "full-batch training loss", True),
-                           ("time", "val_acc", "training time [s]", "validation accuracy",
-                            False)],
-                 out / f"family-{name}.png", title, ncols=4)
+    curve_panels(records, loss_and_accuracy_panels("epoch (sweep)"), out / f"family-{name}.png",
+                 title, ncols=4)
     lifted = [(label, h["diagnostics"], n_train) for label, h in records if h.get("diagnostics")]
     if lifted:
         residuals_figure(lifted, out / f"family-{name}-residuals.png", title)

@@ -12,7 +12,7 @@ from ..conv import cnn
 from ..fsutil import atomic_write_text
 from ..methods import BackProp, ProxProp
 from ..network import mlp
-from ..plotting import curve_panels, table1_figure
+from ..plotting import curve_panels, loss_and_accuracy_panels, table1_figure
 from .cells import fmt_spread, group_by_cell, is_spread, spread
 from .report import fmt_loss, fmt_pct, markdown_table
 from .runner import Config, make_optimizer, run_configs
@@ -248,14 +248,7 @@ def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="ada
 
 def report_figure3(store, out, title, *, cg_variant="textbook"):
     """Write figure3.png (4 panels: loss and val acc per epoch and per second), figure3.md."""
-    curve_panels(_curves(store), [("epoch", "train_loss", "epoch", "full-batch training loss",
-                                   True),
-                                  ("epoch", "val_acc", "epoch", "validation accuracy", False),
-                                  ("time", "train_loss", "training time [s]",
-                                   "full-batch training loss", True),
-                                  ("time", "val_acc", "training time [s]", "validation accuracy",
-                                   False)],
-                 out / "figure3.png", title, ncols=4)
+    curve_panels(_curves(store), loss_and_accuracy_panels(), out / "figure3.png", title, ncols=4)
     rows, seeds = [], False
     for records in runs_by_cell(store).values():
         s = summary_over_seeds(records)

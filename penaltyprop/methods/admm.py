@@ -90,7 +90,8 @@ def admm_steps(net, theta, state, y, beta, gamma, ridge, loss, output_steps, upd
     """
     K = net.n_linear
     theta, a, z, lam = list(theta), list(state.a), list(state.z), state.lam
-    advice = admm_advice(beta, gamma, ridge, a[0].dtype)
+    advice = admm_advice(beta, gamma, ridge, a[0].dtype)  # names the weights as given
+    beta, gamma, ridge = lifted.in_dtype(a[0].dtype, beta, gamma, ridge)
     for l in range(1, K):  # l = 1 .. K-1
         blk = net.blocks[l - 1]
         with lifted.explain_failure(f"ADMM theta-step of layer {l}",

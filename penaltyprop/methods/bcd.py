@@ -78,7 +78,8 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
     """
     K = net.n_linear
     theta, a, z = list(theta), list(state.a), list(state.z)
-    advice = bcd_advice(rho, gamma, alpha, a[0].dtype)
+    advice = bcd_advice(rho, gamma, alpha, a[0].dtype)  # names the weights as given
+    rho, gamma, alpha = lifted.in_dtype(a[0].dtype, rho, gamma, alpha)
     c = rho + alpha
     m = net.blocks[-1].phi(theta[K - 1], a[K - 1])  # phi(theta_K, a_{K-1})
     if output == "split":  # the sources' V_N (= a_K), then U_N (= z_K)

@@ -137,6 +137,15 @@ def quiet_overflow():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
+def in_dtype(dtype, *weights):
+    """The weights (rho, gamma, ...) as scalars of the arrays' dtype, so that a sweep stays in
+    that dtype on every NumPy: NumPy 1.x promotes a float32 array times a Python float too large
+    for float32 (e.g. 1e300) to float64, NumPy 2 does not. Too large a weight becomes inf, and
+    the sweep's result check names it (:func:`check_finite_sweep`)."""
+    with quiet_overflow():
+        return tuple(np.dtype(dtype).type(w) for w in weights)
+
+
 def check_finite_sweep(method, theta, sweep, advice) -> None:
     """Raise ValueError if a sweep left theta non-finite, naming the sweep and what to change
     (the training loop records it as divergence, with this reason)."""

@@ -16,7 +16,7 @@ from ..backend.instruments import synchronize
 from ..data import batch_last
 from ..forward import logits
 from ..train import HISTORY
-from .cells import SEED_MARK
+from .cells import split_key
 
 
 def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
@@ -26,7 +26,7 @@ def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
     """
     steps, total, timed = {}, 0.0, {}
     for c in configs:
-        base = c.key.partition(SEED_MARK)[0]  # the seeds of a configuration are timed once
+        base = split_key(c.key, c.seed)[0]  # the seeds of a configuration are timed once
         if base not in timed:
             timed[base] = _epoch_seconds(c, data, scale, backend, dtype)
         t_step, per_epoch = timed[base]

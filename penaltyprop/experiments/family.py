@@ -221,7 +221,7 @@ def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mn
     cells = {c.key: (c.net, c.optimizer, c.method, numbers) for c in configs}
     sources = source_bcd_runs(spec, data, scale)
     cells.update({key: (net, opt, method, nums) for key, net, opt, method, nums in sources})
-    store.check_runs(cells, data, seed=seed, backend=backend)  # no runs it did not make
+    store.check_runs(cells, data, backend=backend)  # no runs it did not make
     return data, store, configs, widths, sources
 
 

@@ -259,6 +259,24 @@ def test_a_cell_folder_trained_with_another_seed_than_its_name_is_refused(tmp_pa
     assert _files(tmp_path) == before
 
 
+def test_a_grid_too_large_for_the_memory_is_refused_before_its_time_estimate(tmp_path,
+                                                                           monkeypatch):
+    from penaltyprop import memory
+
+    monkeypatch.setattr(memory, "memory_info", lambda xp: (1 << 33, 1 << 10))  # 1 KiB free
+
+    def no_estimate(*args, **kwargs):
+        raise AssertionError("the time estimate ran before the memory check")
+
+    monkeypatch.setattr(runner, "estimate", no_estimate)
+    _no_training(monkeypatch)
+    # the cell's recorded settings: figure2's tiny minibatch of 16 from the scale
+    with pytest.raises(ValueError, match=r"the run \(.* parameters, batch 16, 96 samples\) "
+                                         r"needs at least"):
+        run_experiment("figure2", "tiny", out=tmp_path, log=_quiet)
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_the_family_checks_every_data_sets_folder_before_its_first_configuration(tmp_path,
                                                                                  monkeypatch):
     """The second data set's folder holds a foreign run: nothing of the first trains."""

@@ -323,9 +323,8 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
         return store.executor.run(store, configs, scale, backend=backend)
     todo = [c for c in configs if c.key not in store]
     for c in todo:  # before the estimate's first step: a configuration too large is refused
-        settings = _train_settings(c.method, scale, c.seed, backend)
-        check_run_memory(c.net, data, c.optimizer, c.method,
-                         {**settings, "batch_size": settings["batch_size"] or len(data.y_train)})
+        check_run_memory(c.net, data, c.optimizer, c.method, run_config(
+            c.net, data, c.optimizer, c.method, scale, seed=c.seed, backend=backend))
     if todo:
         seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
         timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())

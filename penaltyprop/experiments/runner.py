@@ -94,7 +94,7 @@ class Store:
         :func:`~penaltyprop.experiments.run_experiment`: every configuration trains once per
         seed, as the cells :func:`~penaltyprop.experiments.cells.cell_key` names.
     executor : None (train the cells here, in order) or an object whose
-        ``run(store, cells, scale, backend=...)`` trains them elsewhere and stores each record
+        ``run(store, cells, backend=...)`` trains them elsewhere and stores each record
         with :meth:`finish` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`).
     """
 
@@ -280,13 +280,15 @@ def _train_settings(method, scale, seed, backend) -> dict:
 # --------------------------------------------------------------------------- plan and estimate
 class Config(NamedTuple):
     """One configuration of an experiment: its store key, network, optimizer and method; as a
-    cell, also its seed (None: the experiment's)."""
+    cell, also its seed (None: the experiment's); ``scale``, numbers of its own (``epochs``,
+    ``batch_size``; None: the experiment's, as :func:`run_configs` gets them)."""
 
     key: str
     net: object
     optimizer: object
     method: object
     seed: int | None = None
+    scale: object = None
 
 
 def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
@@ -308,7 +310,8 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
     ValueError
         When ``store.cells`` names a configuration that is not in ``configs``.
     """
-    store.check_runs({c.key: (c.net, c.optimizer, c.method, scale) for c in configs},
+    configs = [c if c.scale is not None else c._replace(scale=scale) for c in configs]
+    store.check_runs({c.key: (c.net, c.optimizer, c.method, c.scale) for c in configs},
                      data, backend=backend)  # before any training: no foreign runs
     if store.cells is not None:
         keys = [c.key for c in configs]
@@ -320,18 +323,18 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
     configs = [c._replace(key=cell_key(c.key, s, seed), seed=s)
                for c in configs for s in (store.seeds or (seed,))]
     if store.executor is not None:
-        return store.executor.run(store, configs, scale, backend=backend)
+        return store.executor.run(store, configs, backend=backend)
     todo = [c for c in configs if c.key not in store]
     for c in todo:  # before the estimate's first step: a configuration too large is refused
         check_run_memory(c.net, data, c.optimizer, c.method, run_config(
-            c.net, data, c.optimizer, c.method, scale, seed=c.seed, backend=backend))
+            c.net, data, c.optimizer, c.method, c.scale, seed=c.seed, backend=backend))
     if todo:
-        seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
+        seconds, steps = estimate(todo, data, store.out, backend=backend)
         timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())
         store.log(f"[plan] {len(todo)} of {len(configs)} configurations to run: about "
                   f"{format_duration(seconds)} on this machine now (one step each: {timed})")
     for i, c in enumerate(configs, start=1):
-        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=c.seed,
+        store.train(c.key, c.net, data, c.optimizer, c.method, c.scale, seed=c.seed,
                     backend=backend, position=f"{i}/{len(configs)}")
 
 

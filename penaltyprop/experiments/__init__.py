@@ -22,7 +22,8 @@ Experiments (:data:`EXPERIMENTS`):
 * ``conditioning``: Section 4.1. Spectra of X X^T and a_l a_l^T of the initialised MLP.
 
 Modules: ``settings`` (the numbers of each scale), ``runner`` (data and the resuming store),
-``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
+``results`` (what an output folder may hold, checked before anything trains), ``estimate``
+(the time a grid will take here), ``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
 ``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`), ``family`` (the
 penalty-training family), ``docnumbers`` (the documentation's tables and checked numbers,
 recomputed from docs/results: ``python -m penaltyprop.experiments.docnumbers``), ``cells``

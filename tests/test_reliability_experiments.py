@@ -197,6 +197,10 @@ def test_a_run_of_other_settings_under_a_configurations_key_is_refused(tmp_path,
 @pytest.mark.parametrize("make, match", [
     (lambda out: (out / "runs" / "mine").mkdir(parents=True),
      r"runs/mine is not a run of this experiment \(its configurations are backprop, exact"),
+    (lambda out: (out / "runs" / "exact@seed0").mkdir(parents=True),  # seed 0's is "exact"
+     r"runs/exact@seed0 is not a run of this experiment"),
+    (lambda out: (out / "runs" / "exact@seed01").mkdir(parents=True),  # seed 1's: exact@seed1
+     r"runs/exact@seed01 is not a run of this experiment"),
     (lambda out: ((out / "runs" / "backprop").mkdir(parents=True),
                   (out / "runs" / "backprop" / "notes.txt").write_text("mine")),
      r"runs/backprop holds files that no run of this experiment writes \(notes.txt\)"),

@@ -29,7 +29,7 @@ from ..history import check_history
 from ..runconfig import config_differences
 from ..runlock import LOCK_FILE
 from ..train import CHECKPOINT, HISTORY
-from .cells import SEED_MARK, split_key
+from .cells import SEED_MARK, cell_key, split_key
 
 RESULTS = "results.json"
 #: the files a configuration's run folder holds (and the temporaries of their atomic writes)
@@ -183,7 +183,8 @@ def check_runs(out, expected, data, checked=None, base_seed=0) -> None:
         raise ValueError(f"--out {out}: {runs} is not a folder of runs; {ADVICE}")
     for entry in sorted(runs.iterdir()):
         key, seed = split_key(entry.name, base_seed)
-        if key not in expected or entry.is_symlink() or not entry.is_dir():
+        if (key not in expected or cell_key(key, seed, base_seed) != entry.name
+                or entry.is_symlink() or not entry.is_dir()):
             raise ValueError(f"--out {out}: {entry} is not a run of this experiment (its "
                              f"configurations are {', '.join(expected)}, each KEY or "
                              f"KEY{SEED_MARK}S); {ADVICE}")

@@ -152,8 +152,8 @@ class Store:
         Parameters
         ----------
         configs : dict configuration key -> ``(net, optimizer, method, scale)``; they add to
-            those of earlier calls (an experiment may train some apart, as the family's
-            sources' BCD).
+            those of earlier calls (the family checks every data set's folder before the
+            first trains, :func:`run_configs` again, :meth:`train` its own configuration).
         data, backend : as :meth:`train` gets them.
         """
         for key, (net, optimizer, method, scale) in configs.items():

@@ -147,6 +147,10 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         before anything trains or is written.
     penaltyprop.data.DataError
         (a ValueError) When CIFAR-10 is missing and ``download`` is false (or fails).
+    penaltyprop.experiments.cells.CellsFailed
+        (a RuntimeError) With ``workers`` or ``scheduler``, after the other cells finished,
+        when some cells failed on their workers (named, with the first error); the others
+        are stored, and a rerun trains the missing ones.
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"name must be one of {tuple(EXPERIMENTS)}, got {name!r}")

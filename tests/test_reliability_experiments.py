@@ -224,7 +224,7 @@ def _cut_seed_cell(out, seed, folder_seed):
     scale = SETTINGS["figure2"]["tiny"]
     data = runner.load_data(scale)
     train(mlp([data.n_features, *scale.hidden, data.n_classes]), data,
-          runner.make_optimizer("nesterov", 0.05), BackProp(), batch_size=scale.batch_size,
+          optim.make_optimizer("nesterov", 0.05), BackProp(), batch_size=scale.batch_size,
           epochs=1, seed=seed, eval_chunk=5000, out_dir=out / "runs" / f"backprop@seed{folder_seed}",
           progress=False)
 

@@ -41,11 +41,11 @@ from ..data.mnist_csv import load_mnist_csv
 from ..fsutil import atomic_write_text, check_output_files
 from ..methods import BCD, METHODS, AltMin, BackProp
 from ..network import mlp
-from ..optim import adam
+from ..optim import adam, make_optimizer
 from ..plotting import curve_panels, loss_and_accuracy_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
 from .results import RESULTS
-from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
+from .runner import Config, Store, run_configs, synthetic_dataset
 
 #: the sources' headline numbers (docs/family.md puts them next to ours, with their settings)
 SOURCES = {

@@ -1,4 +1,4 @@
-r"""What every experiment shares: its data, its optimizers, and a results store that resumes.
+r"""What every experiment shares: its data, and a results store that resumes.
 
 An experiment is a list of *configurations* (one method object at one step size ...). The
 :class:`Store` keeps ``results.json`` in the output folder; each configuration is written there
@@ -20,7 +20,6 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import optim
 from ..backend import host_rng
 from ..backend import numpy as np
 from ..data import fingerprint, load_dataset
@@ -62,11 +61,6 @@ def load_data(scale, data_dir=None, download=False) -> Dataset:
     if scale.data == "synthetic":
         return synthetic_dataset(scale.image_shape, scale.n_train)
     return load_dataset("cifar10", data_dir=data_dir, subset=scale.n_train, download=download)
-
-
-def make_optimizer(name, tau):
-    """``"nesterov"`` (momentum 0.95, the paper's), ``"sgd"`` (plain) or ``"adam"``; lr = tau."""
-    return optim.make_optimizer(name, tau)
 
 
 # --------------------------------------------------------------------------- the store

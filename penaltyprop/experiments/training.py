@@ -12,10 +12,11 @@ from ..conv import cnn
 from ..fsutil import atomic_write_text
 from ..methods import BackProp, ProxProp
 from ..network import mlp
+from ..optim import make_optimizer
 from ..plotting import curve_panels, loss_and_accuracy_panels, table1_figure
 from .cells import fmt_spread, group_by_cell, is_spread, spread
 from .report import fmt_loss, fmt_pct, markdown_table
-from .runner import Config, make_optimizer, run_configs
+from .runner import Config, run_configs
 from .settings import TABLE1_TAUS
 
 # The paper's numbers, copied from its text (Sections 5.1-5.3) and Table 1.

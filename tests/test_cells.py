@@ -100,6 +100,9 @@ def test_a_later_run_adds_seeds_and_trains_only_those(tmp_path):
     summary = result["summary"][0]
     assert summary["seeds"] == 2 and set(summary["test_acc"]) == {"mean", "sd", "seeds",
                                                                   "diverged"}
+    assert "mean ± standard deviation" in result["markdown"]  # the figure's table says so
+    # one row, four entries over seeds (loss, best val acc, test acc, time), and the note
+    assert result["markdown"].count(" ± ") == 4 + 1
 
 
 def test_seeds_zero_alone_writes_what_no_seeds_writes(tmp_path):

@@ -69,10 +69,26 @@ def test_median_epoch_time_leaves_out_epoch_0():
     ("run figure2-small backprop test_acc | percent", "unknown format 'percent'"),
     ("run figure2-small adam test_acc", "no run 'adam'"),
     ("run no-such-file backprop test_acc", "no results file"),
+    ("run figure2-small backprop no_such_field", "'run figure2-small backprop no_such_field': "
+                                                 "no entry 'no_such_field'"),
+    ("run figure2-small backprop", "'run figure2-small backprop': .*missing .* 'field'"),
+    ("best_tau table1-small cg7", "'best_tau table1-small cg7': no entry 'cg7_tau50'"),
 ])
 def test_bad_expressions_are_named(expr, message):
     with pytest.raises(ValueError, match=message):
         evaluate(expr, Results(ROOT / "docs/results"))
+
+
+def test_a_corrupt_results_file_is_named(tmp_path):
+    (tmp_path / "figure2-small.json").write_text('{"runs": ')
+    with pytest.raises(ValueError, match=r"figure2-small.json is not JSON"):
+        evaluate("run figure2-small backprop test_acc", Results(tmp_path))
+
+
+def test_the_command_names_a_page_it_cannot_read_in_one_line(tmp_path, capsys):
+    assert docnumbers.main(["--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'README.md'}: No such file or directory\n"
 
 
 def test_an_unknown_table_is_named(tmp_path):

@@ -58,6 +58,30 @@ def test_a_rerun_trains_nothing(tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_the_sources_bcd_cells_train_with_their_own_sweeps_and_network_in_the_plan(
+        tmp_path, monkeypatch):
+    """BCD in its sources' setting (``source_bcd``): the same cells as the others, with their
+    own number of sweeps and network, counted in the time estimate (they were trained apart,
+    after the estimate, and never on the Dask workers)."""
+    from penaltyprop.experiments import family
+    from penaltyprop.experiments.settings import FamilyData, FamilyScale
+
+    monkeypatch.setattr(family, "SOURCE_BCD_HIDDEN", (12, 12))  # 3 x 1500, shrunk
+    monkeypatch.setattr(family, "SOURCE_BCD_SWEEPS", 3)  # not the family's 2 epochs
+    monkeypatch.setitem(FAMILY_SETTINGS, "tiny", FamilyScale(
+        (FamilyData("synthetic", 64, (16, 16), source_bcd=True),), epochs=2, batch_size=32))
+    lines = []
+    run_experiment("family", "tiny", out=tmp_path, log=lines.append)
+    runs = json.loads((tmp_path / "synthetic" / "results.json").read_text())["runs"]
+    configurations = len(family_runs()) + 3  # the family, AltMin's and BCD's two sources' runs
+    assert f"[plan] {configurations} of {configurations} configurations to run" in "\n".join(lines)
+    assert list(runs)[-2:] == ["bcd-source", "bcd-source-split"]
+    for key in ("bcd-source", "bcd-source-split"):
+        assert runs[key]["history"]["epoch"] == [0, 1, 2, 3]
+        assert "Linear(192, 12) -> ReLU() -> Linear(12, 12)" in runs[key]["config"]["net"]
+    assert runs["bcd"]["history"]["epoch"] == [0, 1, 2]
+
+
 def test_the_command_line_runs_the_tiny_family(tmp_path, capsys):
     assert cli.main(["experiment", "family", "--scale", "tiny", "--out", str(tmp_path)]) == 0
     assert "| BCD | lifted |" in capsys.readouterr().out

@@ -8,8 +8,10 @@ size mixed two data sets in one table, a results.json of the wrong structure gav
 TypeError or KeyError (once after a configuration had trained), an ``--out`` holding the
 user's own ``runs/backprop`` failed with "cannot resume" and left a results.json behind, a bad
 ``--mnist-csv`` was found only after the digits had trained (and the error suggested
-``--download``), an output file that is a folder failed after the training, and a family
-cell of BCD or ADMM resumed from a checkpoint restarted its per-sample variables.
+``--download``), an output file that is a folder failed after the training, a family
+cell of BCD or ADMM resumed from a checkpoint restarted its per-sample variables, and the
+interrupted cell of a seed (``KEY@seedS``) made every later run without that seed refuse
+the folder as foreign.
 """
 import json
 
@@ -195,6 +197,10 @@ def test_a_run_of_other_settings_under_a_configurations_key_is_refused(tmp_path,
 @pytest.mark.parametrize("make, match", [
     (lambda out: (out / "runs" / "mine").mkdir(parents=True),
      r"runs/mine is not a run of this experiment \(its configurations are backprop, exact"),
+    (lambda out: (out / "runs" / "exact@seed0").mkdir(parents=True),  # seed 0's is "exact"
+     r"runs/exact@seed0 is not a run of this experiment"),
+    (lambda out: (out / "runs" / "exact@seed01").mkdir(parents=True),  # seed 1's: exact@seed1
+     r"runs/exact@seed01 is not a run of this experiment"),
     (lambda out: ((out / "runs" / "backprop").mkdir(parents=True),
                   (out / "runs" / "backprop" / "notes.txt").write_text("mine")),
      r"runs/backprop holds files that no run of this experiment writes \(notes.txt\)"),
@@ -210,6 +216,69 @@ def test_other_foreign_contents_of_an_out_folder_are_refused(tmp_path, monkeypat
     with pytest.raises(ValueError, match=match):
         run_experiment("figure2", "tiny", out=out, log=_quiet)
     assert _files(out) == before  # notes.txt would have been deleted with the run folder
+
+
+def _cut_seed_cell(out, seed, folder_seed):
+    """``out/runs/backprop@seed<folder_seed>``: Fig. 2's BackProp trained with ``seed`` for one
+    of the tiny scale's two epochs, as a run with ``--seeds`` interrupted leaves it."""
+    scale = SETTINGS["figure2"]["tiny"]
+    data = runner.load_data(scale)
+    train(mlp([data.n_features, *scale.hidden, data.n_classes]), data,
+          optim.make_optimizer("nesterov", 0.05), BackProp(), batch_size=scale.batch_size,
+          epochs=1, seed=seed, eval_chunk=5000, out_dir=out / "runs" / f"backprop@seed{folder_seed}",
+          progress=False)
+
+
+def test_an_interrupted_cell_of_another_seed_is_kept_and_resumed_by_a_run_with_that_seed(
+        tmp_path):
+    out = tmp_path / "grid"
+    _cut_seed_cell(out, seed=1, folder_seed=1)
+    # a run without seed 1 accepts the cell, leaves it alone (it was refused as foreign)
+    run_experiment("figure2", "tiny", out=out, cells=["backprop"], log=_quiet)
+    assert (out / "runs" / "backprop@seed1" / CHECKPOINT).is_file()
+    lines = []
+    run_experiment("figure2", "tiny", out=out, cells=["backprop"], seeds=[0, 1],
+                   log=lines.append)
+    assert any("[backprop@seed1]" in line and "resuming" in line for line in lines)
+    assert not (out / "runs").exists()
+    # the oracle: an uninterrupted run with seed 1
+    run_experiment("figure2", "tiny", out=tmp_path / "one", cells=["backprop"], seed=1,
+                   log=_quiet)
+    resumed = json.loads((out / "results.json").read_text())["runs"]["backprop@seed1"]
+    whole = json.loads((tmp_path / "one" / "results.json").read_text())["runs"]["backprop"]
+    for series in ("train_loss", "val_acc", "test_acc"):
+        assert resumed["history"][series] == whole["history"][series], series
+
+
+def test_a_cell_folder_trained_with_another_seed_than_its_name_is_refused(tmp_path,
+                                                                          monkeypatch):
+    _cut_seed_cell(tmp_path, seed=2, folder_seed=1)
+    before = _files(tmp_path)
+    _no_training(monkeypatch)
+    with pytest.raises(ValueError, match=r"runs/backprop@seed1 holds a run that is not this "
+                                         r"experiment's configuration 'backprop@seed1' \(its "
+                                         r"seed differs\)"):
+        run_experiment("figure2", "tiny", out=tmp_path, cells=["backprop"], seeds=[0, 1],
+                       log=_quiet)
+    assert _files(tmp_path) == before
+
+
+def test_a_grid_too_large_for_the_memory_is_refused_before_its_time_estimate(tmp_path,
+                                                                           monkeypatch):
+    from penaltyprop import memory
+
+    monkeypatch.setattr(memory, "memory_info", lambda xp: (1 << 33, 1 << 10))  # 1 KiB free
+
+    def no_estimate(*args, **kwargs):
+        raise AssertionError("the time estimate ran before the memory check")
+
+    monkeypatch.setattr(runner, "estimate", no_estimate)
+    _no_training(monkeypatch)
+    # the cell's recorded settings: figure2's tiny minibatch of 16 from the scale
+    with pytest.raises(ValueError, match=r"the run \(.* parameters, batch 16, 96 samples\) "
+                                         r"needs at least"):
+        run_experiment("figure2", "tiny", out=tmp_path, log=_quiet)
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_the_family_checks_every_data_sets_folder_before_its_first_configuration(tmp_path,

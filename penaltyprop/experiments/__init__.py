@@ -22,13 +22,15 @@ Experiments (:data:`EXPERIMENTS`):
 * ``conditioning``: Section 4.1. Spectra of X X^T and a_l a_l^T of the initialised MLP.
 
 Modules: ``settings`` (the numbers of each scale), ``runner`` (data and the resuming store),
-``training`` (Figs. 2, 3, Table 1: their methods, runs and reports), ``conditioning``,
-``report`` (tables), ``run`` (:data:`EXPERIMENTS`, :func:`run_experiment`), ``family`` (the
-penalty-training family), ``docnumbers`` (the documentation's tables and checked numbers,
-recomputed from docs/results: ``python -m penaltyprop.experiments.docnumbers``), ``cells``
-(cells over seeds, their spread, a grid's time), ``dask_cells`` and ``dask_worker`` (the cells
-as Dask tasks: ``workers=N`` or ``scheduler=ADDRESS``; docs/distributed.md). The figures are
-drawn by :mod:`penaltyprop.plotting`; the command line is :mod:`penaltyprop.commands.experiment`.
+``results`` (what an output folder may hold, checked before anything trains), ``estimate``
+(the time a grid will take here), ``training`` (Figs. 2, 3, Table 1: their methods, runs and
+reports), ``conditioning``, ``report`` (tables), ``run`` (:data:`EXPERIMENTS`,
+:func:`run_experiment`), ``family`` (the penalty-training family), ``docnumbers`` (the
+documentation's tables and checked numbers, recomputed from docs/results: ``python -m
+penaltyprop.experiments.docnumbers``), ``cells`` (cells over seeds, their spread, a grid's
+time), ``dask_cells`` and ``dask_worker`` (the cells as Dask tasks: ``workers=N`` or
+``scheduler=ADDRESS``; docs/distributed.md). The figures are drawn by
+:mod:`penaltyprop.plotting`; the command line is :mod:`penaltyprop.commands.experiment`.
 """
 from . import runner
 from .run import EXPERIMENTS, Experiment, default_out, run_experiment

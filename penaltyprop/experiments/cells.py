@@ -117,7 +117,7 @@ def remaining_seconds(left, measured, groups, epochs, workers):
         reported so far (epoch 0: the initial evaluation, not counted as an epoch).
     groups : {key: group}: a cell with no epoch of its own takes the mean epoch of its group
         (its method), or of all cells when its group has none yet.
-    epochs : int, epochs of a cell.
+    epochs : int, epochs of a cell; or {key: epochs} for cells of different lengths.
     workers : int.
 
     Returns
@@ -136,7 +136,8 @@ def remaining_seconds(left, measured, groups, epochs, workers):
     for key in left:
         own = per_epoch.get(key) or by_group.get(groups.get(key)) or every
         done = max(measured.get(key) or [0])
-        times.append(max(epochs - done, 0) * statistics.fmean(own))
+        total = epochs[key] if isinstance(epochs, dict) else epochs
+        times.append(max(total - done, 0) * statistics.fmean(own))
     return grid_seconds(times, workers)
 
 

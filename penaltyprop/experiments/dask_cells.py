@@ -218,9 +218,9 @@ class DaskCells:
         if problems:
             raise ValueError("--out " + str(out) + ": " + "; ".join(problems))
 
-    def run(self, store, cells, scale, *, backend="numpy"):
-        """Train the cells (:class:`~.runner.Config` with key and seed) not in ``store`` as
-        tasks, storing each record as it arrives.
+    def run(self, store, cells, *, backend="numpy"):
+        """Train the cells (:class:`~.runner.Config` with key, seed and scale) not in
+        ``store`` as tasks, storing each record as it arrives.
 
         Raises
         ------
@@ -253,11 +253,11 @@ class DaskCells:
         try:
             for c in todo:
                 task = CellTask(str(Path(store.out).resolve()), c.key, c.net, c.optimizer,
-                                c.method, scale, c.seed, backend, self.loader, self.digest,
+                                c.method, c.scale, c.seed, backend, self.loader, self.digest,
                                 self.blas_threads, topic)
                 futures[self.client.submit(run_cell, task, key=f"{topic}-{c.key}",
                                            pure=False)] = c
-            failed = self._collect(store, futures, scale.epochs, measured, lock)
+            failed = self._collect(store, futures, measured, lock)
             order = {c.key: i for i, c in enumerate(cells)}  # as a serial run stores them
             store.data["runs"] = dict(sorted(store.data["runs"].items(),
                                              key=lambda item: order.get(item[0], -1)))
@@ -272,11 +272,12 @@ class DaskCells:
                               f"are stored, and a rerun into {store.out} trains the missing "
                               f"ones. First error: {failed[0][1]}")
 
-    def _collect(self, store, futures, epochs, measured, lock):
+    def _collect(self, store, futures, measured, lock):
         """Store the records as the tasks finish; returns [(key, error)] of failed cells."""
         from distributed import as_completed
 
         groups = {c.key: c.method.label for c in futures.values()}  # futures: still running
+        epochs = {c.key: c.scale.epochs for c in futures.values()}
         left = list(groups)  # in submission order
         failed = []
         for future in as_completed(list(futures)):

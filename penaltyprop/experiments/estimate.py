@@ -16,31 +16,33 @@ from ..backend.instruments import synchronize
 from ..data import batch_last
 from ..forward import logits
 from ..train import HISTORY
-from .cells import SEED_MARK
+from .cells import split_key
 
 
-def estimate(configs, data, scale, out, backend="numpy", dtype="float32"):
+def estimate(configs, data, out, backend="numpy", dtype="float32"):
     """``(seconds, {label: seconds of one step})`` for training ``configs`` on ``data``.
 
-    A configuration resumed from ``out/runs/KEY/`` counts only the epochs it has left.
+    ``configs``: :class:`~.runner.Config` cells with their seed and numbers (``c.scale``:
+    ``epochs``, ``batch_size``). A cell resumed from ``out/runs/KEY/`` counts only the epochs
+    it has left.
     """
     steps, total, timed = {}, 0.0, {}
     for c in configs:
-        base = c.key.partition(SEED_MARK)[0]  # the seeds of a configuration are timed once
+        base = split_key(c.key, c.seed)[0]  # the seeds of a configuration are timed once
         if base not in timed:
-            timed[base] = _epoch_seconds(c, data, scale, backend, dtype)
+            timed[base] = _epoch_seconds(c, data, backend, dtype)
         t_step, per_epoch = timed[base]
         steps[c.method.label] = t_step
-        total += per_epoch * (scale.epochs - _epochs_done(out / "runs" / c.key))
+        total += per_epoch * (c.scale.epochs - _epochs_done(out / "runs" / c.key))
     return total, steps
 
 
-def _epoch_seconds(c, data, scale, backend, dtype):
+def _epoch_seconds(c, data, backend, dtype):
     """(one step, one epoch with its evaluation) of configuration ``c``, timed."""
     xp = get_backend(backend)
     image_shape = tuple(data.image_shape) if len(c.net.input_shape) == 3 else None
     N = len(data.y_train)
-    B = N if c.method.kind == "lifted" else min(scale.batch_size, N)  # lifted: full sweeps
+    B = N if c.method.kind == "lifted" else min(c.scale.batch_size, N)  # lifted: full sweeps
     X = batch_last(to_device(data.X_train[:B], xp, dtype), image_shape)
     y = to_device(data.y_train[:B], xp)
     theta = c.net.init(seed=0, dtype=dtype, backend=backend)

@@ -26,7 +26,7 @@ Every data set also runs AltMin with its source's settings
 ``altmin-source``). Where a data set sets ``source_bcd``, BCD also runs in its sources' own
 setting: squared loss, three hidden layers of 1500, 50 sweeps, with the merged output
 (``bcd-source``) and with the sources' split output (``bcd-source-split``)
-(:func:`altmin_source_config`, :func:`source_bcd_runs`).
+(:func:`altmin_source_config`, :func:`source_bcd_configs`).
 """
 from __future__ import annotations
 
@@ -41,11 +41,11 @@ from ..data.mnist_csv import load_mnist_csv
 from ..fsutil import atomic_write_text, check_output_files
 from ..methods import BCD, METHODS, AltMin, BackProp
 from ..network import mlp
-from ..optim import adam
+from ..optim import adam, make_optimizer
 from ..plotting import curve_panels, loss_and_accuracy_panels, residuals_figure
 from .report import fmt_loss, fmt_pct, markdown_table
 from .results import RESULTS
-from .runner import Config, Store, make_optimizer, run_configs, synthetic_dataset
+from .runner import Config, Store, run_configs, synthetic_dataset
 
 #: the sources' headline numbers (docs/family.md puts them next to ours, with their settings)
 SOURCES = {
@@ -77,15 +77,15 @@ def altmin_source_config(data, widths, scale):
                   SOURCE_METHODS["altmin-source"])
 
 
-def source_bcd_runs(spec, data, scale):
-    """``[(key, net, None, method, numbers)]``: where ``spec.source_bcd`` is set, BCD on its
-    sources' network (squared loss, 3 x 1500, 50 sweeps: other numbers than the family's),
-    with the merged and the split output; else none."""
+def source_bcd_configs(spec, data, scale):
+    """``[Config]``: where ``spec.source_bcd`` is set, BCD on its sources' network (squared
+    loss, 3 x 1500, 50 sweeps: numbers of their own, ``Config.scale``), with the merged and
+    the split output; else none."""
     if not spec.source_bcd:
         return []
     source_net = mlp([data.n_features, *SOURCE_BCD_HIDDEN, data.n_classes])
     numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=SOURCE_BCD_SWEEPS)
-    return [(key, source_net, None, SOURCE_METHODS[key], numbers)
+    return [Config(key, source_net, None, SOURCE_METHODS[key], scale=numbers)
             for key in ("bcd-source", "bcd-source-split")]
 
 
@@ -148,8 +148,8 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
                download=False, mnist_csv=None, log=print, executor=None):
     """Train every method on every data set of ``scale`` (resuming); write tables and figures.
 
-    With an ``executor`` (:class:`~.dask_cells.DaskCells`), each data set's methods train as
-    Dask tasks (the data sets one after another; the sources' BCD here).
+    With an ``executor`` (:class:`~.dask_cells.DaskCells`), each data set's configurations
+    train as Dask tasks (the data sets one after another).
 
     Returns
     -------
@@ -172,7 +172,7 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
              for spec in scale.datasets]
     check_output_files(out, ("family.md",), "--out")
     results, tables = {}, []
-    for spec, (data, store, configs, widths, sources) in zip(scale.datasets, plans):
+    for spec, (data, store, configs, widths) in zip(scale.datasets, plans):
         name = data.name
         numbers = SimpleNamespace(batch_size=scale.batch_size, epochs=scale.epochs)
         if executor is not None:  # workers load the same data set themselves
@@ -180,9 +180,6 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
                 load_family_data, spec, scale, data_dir=data_dir, mnist_csv=mnist_csv), data)
         with store:  # the data set's folder is ours until its table is written
             run_configs(store, configs, data, numbers, seed=seed, backend=backend)
-            for key, net, optimizer, method, cell_numbers in sources:  # BCD's sources' numbers
-                store.train(key, net, data, optimizer, method, cell_numbers, seed=seed,
-                            backend=backend)
             title = (f"family, scale {scale_name}: {name} {len(data.y_train)} train / "
                      f"{len(data.y_val)} val / {len(data.y_test)} test, MLP "
                      f"{'-'.join(map(str, widths))}")
@@ -199,9 +196,9 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
 
 def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mnist_csv, log):
     """One data set of the family, ready to train and checked: ``(data, store, configs,
-    widths, sources)``, ``sources`` the configurations with other numbers than the family's
-    (:func:`source_bcd_runs`), which train in this process. Loads the data; the store checks
-    its folder (nothing is written)."""
+    widths)``; ``configs`` end with the sources' configurations (:func:`altmin_source_config`,
+    :func:`source_bcd_configs`). Loads the data; the store checks its folder (nothing is
+    written)."""
     data = load_family_data(spec, scale, data_dir=data_dir, download=download,
                             mnist_csv=mnist_csv)
     name = data.name
@@ -218,11 +215,10 @@ def _plan(spec, scale, scale_name, out, *, seed, backend, data_dir, download, mn
     configs = [Config(method.key, mlp(widths), _optimizer(opt, tau), method)
                for method, opt, tau in family_runs()]
     configs.append(altmin_source_config(data, widths, scale))
-    cells = {c.key: (c.net, c.optimizer, c.method, numbers) for c in configs}
-    sources = source_bcd_runs(spec, data, scale)
-    cells.update({key: (net, opt, method, nums) for key, net, opt, method, nums in sources})
-    store.check_runs(cells, data, seed=seed, backend=backend)  # no runs it did not make
-    return data, store, configs, widths, sources
+    configs += source_bcd_configs(spec, data, scale)
+    store.check_runs({c.key: (c.net, c.optimizer, c.method, c.scale or numbers)
+                      for c in configs}, data, backend=backend)  # no runs it did not make
+    return data, store, configs, widths
 
 
 def family_rows(store, n_train):

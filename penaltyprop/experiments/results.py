@@ -11,7 +11,9 @@ configuration trains, the :class:`~.runner.Store` checks, with one line that nam
   config), so that one table never mixes two data sets;
 * :func:`check_runs`: every folder under ``runs/`` is an interrupted configuration of this
   experiment (its key, its settings, its data) holding only what a run writes, so that a
-  folder of the user's own runs is never resumed as, or deleted with, a configuration;
+  folder of the user's own runs is never resumed as, or deleted with, a configuration; a
+  cell of another seed (``KEY@seedS``, :mod:`.cells`) is checked with that seed, whether or
+  not this run trains it;
 * :func:`check_folder`: the folder is not a training run's own (``checkpoint.npz``).
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..history import check_history
 from ..runconfig import config_differences
 from ..runlock import LOCK_FILE
 from ..train import CHECKPOINT, HISTORY
+from .cells import SEED_MARK, cell_key, split_key
 
 RESULTS = "results.json"
 #: the files a configuration's run folder holds (and the temporaries of their atomic writes)
@@ -150,18 +153,21 @@ def check_folder(out) -> None:
                              f"results; {ADVICE}")
 
 
-def check_runs(out, expected, data, checked=None) -> None:
+def check_runs(out, expected, data, checked=None, base_seed=0) -> None:
     """Raise ValueError unless every entry of ``out/runs/`` is an interrupted configuration of
     this experiment.
 
     Parameters
     ----------
     out : the experiment's folder.
-    expected : dict key -> ``(config, lifted)``: ``config()`` gives the settings that
-        :func:`penaltyprop.train.train` records for the configuration (called only for a
-        folder that holds a checkpoint), ``lifted`` whether its method is lifted.
+    expected : dict configuration key -> ``(config, lifted)``: ``config(seed=S)`` gives the
+        settings that :func:`penaltyprop.train.train` records for the configuration trained
+        with ``seed`` (called only for a folder that holds a checkpoint), ``lifted`` whether
+        its method is lifted.
     data : the Dataset the experiment trains on.
     checked : optional dict, entries found good (path -> checkpoint mtime), not read again.
+    base_seed : int, the seed of a folder named by a plain key; ``KEY@seedS`` is the cell of
+        configuration KEY with seed S (:func:`~.cells.split_key`), of this run or of another.
 
     Raises
     ------
@@ -176,9 +182,12 @@ def check_runs(out, expected, data, checked=None) -> None:
     if not runs.is_dir():
         raise ValueError(f"--out {out}: {runs} is not a folder of runs; {ADVICE}")
     for entry in sorted(runs.iterdir()):
-        if entry.name not in expected or entry.is_symlink() or not entry.is_dir():
+        key, seed = split_key(entry.name, base_seed)
+        if (key not in expected or cell_key(key, seed, base_seed) != entry.name
+                or entry.is_symlink() or not entry.is_dir()):
             raise ValueError(f"--out {out}: {entry} is not a run of this experiment (its "
-                             f"configurations are {', '.join(expected)}); {ADVICE}")
+                             f"configurations are {', '.join(expected)}, each KEY or "
+                             f"KEY{SEED_MARK}S); {ADVICE}")
         stray = sorted(p.name for p in entry.iterdir() if (p.name not in RUN_FILES or p.is_dir())
                        and not (p.name.startswith(".") and p.name.endswith(".tmp")))
         if stray:
@@ -191,8 +200,8 @@ def check_runs(out, expected, data, checked=None) -> None:
         if checked is not None and checked.get(ckpt) == stamp:
             continue
         old, has_state = read_config(ckpt)
-        config, lifted = expected[entry.name]
-        differ, _ = config_differences(old, config(), data)
+        config, lifted = expected[key]
+        differ, _ = config_differences(old, config(seed=seed), data)
         if lifted and not has_state:  # an earlier version's: restarted, its batch_size was unused
             differ = [k for k in differ if k != "batch_size"]
         if differ:

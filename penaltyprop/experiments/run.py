@@ -117,10 +117,12 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
     cells : optional list of configuration keys (``"backprop"``, ``"cg3"``,
         ``"cg3_tau0.5"``, ...): train only these; the others can follow in a later run
         into the same ``out`` (not for family).
-    seeds : optional list of seeds: every configuration trains once per seed (each a cell),
-        and the tables report the mean and standard deviation over seeds. ``seed`` stays
-        the folder's base seed: its cells keep their plain keys, the others are
-        ``KEY@seed<s>`` (:mod:`~penaltyprop.experiments.cells`); a later run may add seeds.
+    seeds : optional list of seeds (figure2, table1, figure3): every configuration trains
+        once per seed (each a cell), and the tables report the mean and standard deviation
+        over seeds. ``seed`` stays the folder's base seed: its cells keep their plain keys,
+        the others are ``KEY@seed<s>`` (:mod:`~penaltyprop.experiments.cells`); a later run
+        may add seeds, and an interrupted cell of a seed it does not name is left for a run
+        that does.
     workers : optional int, run the cells as tasks on a local Dask cluster of this many
         worker processes (:mod:`~penaltyprop.experiments.dask_cells`; needs
         ``dask[distributed]``).
@@ -145,6 +147,10 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         before anything trains or is written.
     penaltyprop.data.DataError
         (a ValueError) When CIFAR-10 is missing and ``download`` is false (or fails).
+    penaltyprop.experiments.cells.CellsFailed
+        (a RuntimeError) With ``workers`` or ``scheduler``, after the other cells finished,
+        when some cells failed on their workers (named, with the first error); the others
+        are stored, and a rerun trains the missing ones.
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"name must be one of {tuple(EXPERIMENTS)}, got {name!r}")

@@ -1,4 +1,4 @@
-r"""What every experiment shares: its data, its optimizers, and a results store that resumes.
+r"""What every experiment shares: its data, and a results store that resumes.
 
 An experiment is a list of *configurations* (one method object at one step size ...). The
 :class:`Store` keeps ``results.json`` in the output folder; each configuration is written there
@@ -16,10 +16,10 @@ import json
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import optim
 from ..backend import host_rng
 from ..backend import numpy as np
 from ..data import fingerprint, load_dataset
@@ -29,7 +29,7 @@ from ..runconfig import InexactResume, make_config
 from ..runlock import RunLock
 from ..train import CHECKPOINT, check_run_memory, format_epoch, train
 from ..version import package_record
-from .cells import SEED_MARK, cell_key
+from .cells import cell_key, split_key
 from .estimate import estimate, format_duration
 from .results import RESULTS, check_folder, check_runs, data_problem, read_results
 
@@ -63,11 +63,6 @@ def load_data(scale, data_dir=None, download=False) -> Dataset:
     return load_dataset("cifar10", data_dir=data_dir, subset=scale.n_train, download=download)
 
 
-def make_optimizer(name, tau):
-    """``"nesterov"`` (momentum 0.95, the paper's), ``"sgd"`` (plain) or ``"adam"``; lr = tau."""
-    return optim.make_optimizer(name, tau)
-
-
 # --------------------------------------------------------------------------- the store
 class Store:
     """``results.json`` of one experiment run: settings, finished configurations, extras.
@@ -93,7 +88,7 @@ class Store:
         :func:`~penaltyprop.experiments.run_experiment`: every configuration trains once per
         seed, as the cells :func:`~penaltyprop.experiments.cells.cell_key` names.
     executor : None (train the cells here, in order) or an object whose
-        ``run(store, cells, scale, backend=...)`` trains them elsewhere and stores each record
+        ``run(store, cells, backend=...)`` trains them elsewhere and stores each record
         with :meth:`finish` (:class:`~penaltyprop.experiments.dask_cells.DaskCells`).
     """
 
@@ -137,27 +132,28 @@ class Store:
         self.lock.acquire()
         return self
 
-    def check_runs(self, cells, data, *, seed=0, backend="numpy"):
-        """Raise ValueError unless every folder under ``runs/`` is an interrupted configuration
-        of this experiment (:func:`.results.check_runs`); call it before training.
+    @property
+    def base_seed(self) -> int:
+        """The seed of the runs stored under a configuration's plain key: the settings' ``seed``
+        (0 without one); a cell of another seed S is ``KEY@seedS`` (:mod:`.cells`)."""
+        return self.data["settings"].get("seed", 0)
+
+    def check_runs(self, configs, data, *, backend="numpy"):
+        """Raise ValueError unless every folder under ``runs/`` is an interrupted cell of a
+        configuration of this experiment, with any seed (:func:`.results.check_runs`); call it
+        before training.
 
         Parameters
         ----------
-        cells : dict key -> ``(net, optimizer, method, scale)`` of configurations, or
-            ``(net, optimizer, method, scale, seed)`` of cells of another seed; they add to
-            those of earlier calls (an experiment may train some apart, as the family's
-            sources' BCD).
-        data, seed, backend : as :meth:`train` gets them (``seed``: of the cells that name
-            none).
+        configs : dict configuration key -> ``(net, optimizer, method, scale)``; they add to
+            those of earlier calls (the family checks every data set's folder before the
+            first trains, :func:`run_configs` again, :meth:`train` its own configuration).
+        data, backend : as :meth:`train` gets them.
         """
-        for key, (net, optimizer, method, scale, *cell_seed) in cells.items():
-            cell_seed = seed if not cell_seed or cell_seed[0] is None else cell_seed[0]
-
-            def config(net=net, optimizer=optimizer, method=method, scale=scale, s=cell_seed):
-                return make_config(net, data, optimizer, method, **_train_settings(
-                    method, scale, s, backend))
-            self.expected[key] = (config, method.kind == "lifted")
-        check_runs(self.out, self.expected, data, self.checked)
+        for key, (net, optimizer, method, scale) in configs.items():
+            self.expected[key] = (partial(run_config, net, data, optimizer, method, scale,
+                                          backend=backend), method.kind == "lifted")
+        check_runs(self.out, self.expected, data, self.checked, self.base_seed)
 
     def __exit__(self, *exc):
         self.lock.release()
@@ -198,8 +194,10 @@ class Store:
         if key in self:
             self.log(f"[{key}] done before, not run again")
             return self[key]
-        self.check_runs({key: (net, optimizer, method, scale, seed)}, data, seed=seed,
-                        backend=backend)
+        configuration, key_seed = split_key(key, self.base_seed)
+        if key_seed != seed:
+            raise ValueError(f"key {key!r} names a cell of seed {key_seed}, not {seed}")
+        self.check_runs({configuration: (net, optimizer, method, scale)}, data, backend=backend)
         record = train_cell(self.out, key, net, data, optimizer, method, scale, seed=seed,
                             backend=backend, log=self.log, position=position)
         self.finish(key, record)
@@ -258,6 +256,13 @@ def train_cell(out, key, net, data, optimizer, method, scale, *, seed=0, backend
             "wall_s": time.perf_counter() - t0}
 
 
+def run_config(net, data, optimizer, method, scale, *, seed, backend) -> dict:
+    """The settings :func:`penaltyprop.train.train` checks and records for one cell
+    (:func:`penaltyprop.runconfig.make_config`)."""
+    return make_config(net, data, optimizer, method, **_train_settings(method, scale, seed,
+                                                                        backend))
+
+
 def _train_settings(method, scale, seed, backend) -> dict:
     """The settings :meth:`Store.train` gives :func:`penaltyprop.train.train` besides the
     configuration (a lifted method sweeps all samples: no batch size)."""
@@ -269,13 +274,15 @@ def _train_settings(method, scale, seed, backend) -> dict:
 # --------------------------------------------------------------------------- plan and estimate
 class Config(NamedTuple):
     """One configuration of an experiment: its store key, network, optimizer and method; as a
-    cell, also its seed (None: the experiment's)."""
+    cell, also its seed (None: the experiment's); ``scale``, numbers of its own (``epochs``,
+    ``batch_size``; None: the experiment's, as :func:`run_configs` gets them)."""
 
     key: str
     net: object
     optimizer: object
     method: object
     seed: int | None = None
+    scale: object = None
 
 
 def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
@@ -285,40 +292,43 @@ def run_configs(store, configs, data, scale, *, seed=0, backend="numpy"):
     base seed). Without ``store.executor`` the cells train here, in order, after one line
     estimating the total time: it times one minibatch step of each configuration still to
     run (for a lifted method: one sweep) and one evaluation pass, on this machine now, and
-    multiplies by the epochs left. With an executor, the cells go to it. With
-    ``store.cells`` set, only those configurations train.
+    multiplies by the epochs left; a cell too large for this machine's memory is refused
+    before that first step. With an executor, the cells go to it: each is checked for memory
+    by :func:`penaltyprop.train.train` where it runs (a worker's memory is not this
+    machine's), and the executor reports the time left as the cells' epochs finish. With
+    ``store.cells`` set, only those configurations train. Either way every folder under
+    ``runs/`` is checked first (:meth:`Store.check_runs`).
 
     Raises
     ------
     ValueError
         When ``store.cells`` names a configuration that is not in ``configs``.
     """
-    cells = [c._replace(key=cell_key(c.key, s, seed), seed=s)
-             for c in configs for s in (store.seeds or (seed,))]
-    store.check_runs({c.key: (c.net, c.optimizer, c.method, scale, c.seed) for c in cells},
-                     data, seed=seed, backend=backend)  # before any training: no foreign runs
+    configs = [c if c.scale is not None else c._replace(scale=scale) for c in configs]
+    store.check_runs({c.key: (c.net, c.optimizer, c.method, c.scale) for c in configs},
+                     data, backend=backend)  # before any training: no foreign runs
     if store.cells is not None:
         keys = [c.key for c in configs]
         unknown = [k for k in store.cells if k not in keys]
         if unknown:
             raise ValueError(f"cells {', '.join(unknown)} not in this experiment; its cells "
                              f"are {', '.join(keys)}")
-        cells = [c for c in cells if c.key.partition(SEED_MARK)[0] in store.cells]
-    configs = cells
+        configs = [c for c in configs if c.key in store.cells]
+    configs = [c._replace(key=cell_key(c.key, s, seed), seed=s)
+               for c in configs for s in (store.seeds or (seed,))]
     if store.executor is not None:
-        return store.executor.run(store, configs, scale, backend=backend)
+        return store.executor.run(store, configs, backend=backend)
     todo = [c for c in configs if c.key not in store]
     for c in todo:  # before the estimate's first step: a configuration too large is refused
-        settings = _train_settings(c.method, scale, c.seed, backend)
-        check_run_memory(c.net, data, c.optimizer, c.method,
-                         {**settings, "batch_size": settings["batch_size"] or len(data.y_train)})
+        check_run_memory(c.net, data, c.optimizer, c.method, run_config(
+            c.net, data, c.optimizer, c.method, c.scale, seed=c.seed, backend=backend))
     if todo:
-        seconds, steps = estimate(todo, data, scale, store.out, backend=backend)
+        seconds, steps = estimate(todo, data, store.out, backend=backend)
         timed = ", ".join(f"{label} {t:.2g} s" for label, t in steps.items())
         store.log(f"[plan] {len(todo)} of {len(configs)} configurations to run: about "
                   f"{format_duration(seconds)} on this machine now (one step each: {timed})")
     for i, c in enumerate(configs, start=1):
-        store.train(c.key, c.net, data, c.optimizer, c.method, scale, seed=c.seed,
+        store.train(c.key, c.net, data, c.optimizer, c.method, c.scale, seed=c.seed,
                     backend=backend, position=f"{i}/{len(configs)}")
 
 

@@ -12,10 +12,11 @@ from ..conv import cnn
 from ..fsutil import atomic_write_text
 from ..methods import BackProp, ProxProp
 from ..network import mlp
+from ..optim import make_optimizer
 from ..plotting import curve_panels, loss_and_accuracy_panels, table1_figure
 from .cells import fmt_spread, group_by_cell, is_spread, spread
 from .report import fmt_loss, fmt_pct, markdown_table
-from .runner import Config, make_optimizer, run_configs
+from .runner import Config, run_configs
 from .settings import TABLE1_TAUS
 
 # The paper's numbers, copied from its text (Sections 5.1-5.3) and Table 1.
@@ -86,6 +87,22 @@ def _seconds(value):
     return f"{value:.0f}"
 
 
+def _figure_table(store, path, title, paper, row, header):
+    """Write the Markdown table of Fig. 2 or 3 to ``path``: one row per configuration,
+    ``row(summary, paper's numbers)`` (:func:`summary_over_seeds`; BackProp's numbers of
+    ``paper`` for BackProp, ProxProp's for the others), with :data:`SPREAD_NOTE` when a
+    configuration ran with several seeds; returns the table."""
+    cells = runs_by_cell(store).values()
+    rows = []
+    for records in cells:
+        s = summary_over_seeds(records)
+        rows.append(row(s, paper["BackProp" if s["method"] == "BackProp" else "ProxProp"]))
+    table = markdown_table(header, rows)
+    table += "\n" + SPREAD_NOTE if any(len(records) > 1 for records in cells) else ""
+    atomic_write_text(path, f"### {title}\n\n{table}")
+    return table
+
+
 SPREAD_NOTE = ("Over several seeds: mean ± standard deviation; (k/n -): k of n seeds diverged "
                "and are not in the mean.\n")
 
@@ -124,20 +141,15 @@ def report_figure2(store, out, title, *, cg_variant="textbook"):
                                    "full-batch training loss", True),
                                   ("epoch", "val_acc", "epoch", "validation accuracy", False)],
                  out / "figure2.png", title)
-    rows, seeds = [], False
-    for records in runs_by_cell(store).values():
-        s = summary_over_seeds(records)
-        seeds |= len(records) > 1
-        paper = PAPER_FIGURE2["BackProp" if s["method"] == "BackProp" else "ProxProp"]
-        rows.append([s["method"], _fmt(s["final_train_loss"], fmt_loss),
-                     _fmt(s["final_val_acc"], fmt_pct), _fmt(s["best_val_acc"], fmt_pct),
-                     _fmt(s["test_acc"], fmt_pct), f"~{fmt_pct(paper['test_acc'])}",
-                     _fmt(s["train_time_s"], _seconds)])
-    table = markdown_table(["method", "final train loss", "final val acc", "best val acc",
-                            "test acc", "paper test acc", "training time [s]"], rows)
-    table += "\n" + SPREAD_NOTE if seeds else ""
-    atomic_write_text(out / "figure2.md", f"### {title}\n\n{table}")
-    return table
+    def row(s, paper):
+        return [s["method"], _fmt(s["final_train_loss"], fmt_loss),
+                _fmt(s["final_val_acc"], fmt_pct), _fmt(s["best_val_acc"], fmt_pct),
+                _fmt(s["test_acc"], fmt_pct), f"~{fmt_pct(paper['test_acc'])}",
+                _fmt(s["train_time_s"], _seconds)]
+
+    return _figure_table(store, out / "figure2.md", title, PAPER_FIGURE2, row, [
+        "method", "final train loss", "final val acc", "best val acc", "test acc",
+        "paper test acc", "training time [s]"])
 
 
 # --------------------------------------------------------------------------- Table 1
@@ -249,17 +261,12 @@ def run_figure3(store, data, scale, *, seed, backend, cg_variant, optimizer="ada
 def report_figure3(store, out, title, *, cg_variant="textbook"):
     """Write figure3.png (4 panels: loss and val acc per epoch and per second), figure3.md."""
     curve_panels(_curves(store), loss_and_accuracy_panels(), out / "figure3.png", title, ncols=4)
-    rows, seeds = [], False
-    for records in runs_by_cell(store).values():
-        s = summary_over_seeds(records)
-        seeds |= len(records) > 1
-        paper = PAPER_FIGURE3["BackProp" if s["method"] == "BackProp" else "ProxProp"]
-        rows.append([s["method"], _fmt(s["final_train_loss"], fmt_loss),
-                     _fmt(s["best_val_acc"], fmt_pct), fmt_pct(paper["best_val_acc"]),
-                     _fmt(s["test_acc"], fmt_pct), fmt_pct(paper["test_acc"]),
-                     _fmt(s["train_time_s"], _seconds)])
-    table = markdown_table(["method", "final train loss", "best val acc", "paper best val acc",
-                            "test acc", "paper test acc", "training time [s]"], rows)
-    table += "\n" + SPREAD_NOTE if seeds else ""
-    atomic_write_text(out / "figure3.md", f"### {title}\n\n{table}")
-    return table
+    def row(s, paper):
+        return [s["method"], _fmt(s["final_train_loss"], fmt_loss),
+                _fmt(s["best_val_acc"], fmt_pct), fmt_pct(paper["best_val_acc"]),
+                _fmt(s["test_acc"], fmt_pct), fmt_pct(paper["test_acc"]),
+                _fmt(s["train_time_s"], _seconds)]
+
+    return _figure_table(store, out / "figure3.md", title, PAPER_FIGURE3, row, [
+        "method", "final train loss", "best val acc", "paper best val acc", "test acc",
+        "paper test acc", "training time [s]"])

@@ -97,6 +97,9 @@ def main(argv=None):
     except ValueError as err:  # a bad marker or a missing result: one line, naming it
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a page or a results file that cannot be read or written
+        print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
 
 
 def _run(args):

@@ -57,7 +57,10 @@ class Results:
             path = self.folder / f"{stem}.json"
             if not path.is_file():
                 raise ValueError(f"no results file {path}")
-            self._cache[stem] = json.loads(path.read_text())
+            try:
+                self._cache[stem] = json.loads(path.read_text())
+            except ValueError:
+                raise ValueError(f"{path} is not JSON (corrupt or cut short)") from None
         return self._cache[stem]
 
 
@@ -107,10 +110,21 @@ def evaluate(expr, results):
                          f"{', '.join(sorted(VALUES))})")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} in {expr!r} (known: {', '.join(FORMATS)})")
-    result = VALUES[name](results, *args)
+    result = _call(VALUES[name], results, args, expr)
     if isinstance(result, float) and not math.isfinite(result) and fmt != "loss":
         raise ValueError(f"{expr!r} is not finite")
     return FORMATS[fmt](result)
+
+
+def _call(fn, results, args, marker):
+    """``fn(results, *args)``; a failure (a wrong argument, a missing run or entry) is a
+    ValueError naming the marker."""
+    try:
+        return fn(results, *args)
+    except KeyError as err:
+        raise ValueError(f"{marker!r}: no entry {err.args[0]!r}") from None
+    except (ValueError, IndexError, TypeError) as err:
+        raise ValueError(f"{marker!r}: {err}") from None
 
 
 def render(text, results):
@@ -119,7 +133,7 @@ def render(text, results):
         name, *args = match["spec"].split()
         if name not in TABLES:
             raise ValueError(f"unknown table {name!r} (known: {', '.join(sorted(TABLES))})")
-        body = TABLES[name](results, *args).rstrip("\n") + "\n"
+        body = _call(TABLES[name], results, args, match["spec"]).rstrip("\n") + "\n"
         return f"<!-- generated: {match['spec']} -->\n{body}<!-- end generated -->"
 
     def inline(match):

@@ -13,10 +13,14 @@ from .core import FORMATS, table
 @table("family")
 def family(results, stem):
     """The family comparison on one data set, recomputed from its runs (with the note)."""
-    data = results[stem]
+    return family_table(_rows(results[stem])) + FAMILY_NOTE
+
+
+def _rows(data):
+    """:func:`~..family.family_rows` of a family results file (its training set's size read
+    from the data set it records)."""
     n_train = int(re.search(r"train=(\d+)", data["settings"]["data"])[1])
-    rows = family_rows(SimpleNamespace(data=data), n_train)
-    return family_table(rows) + FAMILY_NOTE
+    return family_rows(SimpleNamespace(data=data), n_train)
 
 
 def _data(spec):
@@ -73,9 +77,7 @@ def family_summary(results):
     rows, columns = {}, []
     for title, stem in FAMILY_SMALL:
         columns.append(title)
-        data = results[stem]
-        n_train = int(re.search(r"train=(\d+)", data["settings"]["data"])[1])
-        for row in family_rows(SimpleNamespace(data=data), n_train):
+        for row in _rows(results[stem]):
             rows.setdefault(row["method"], {})[title] = FORMATS["pct"](row["test_acc"])
     return markdown_table(["method", *columns],
                           [[label, *(cells.get(c, "-") for c in columns)]

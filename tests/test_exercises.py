@@ -4,7 +4,9 @@ Claim: every check of :mod:`penaltyprop.exercises` (a) says "right" for a correc
 written here independently of the package, (b) says "wrong" for at least two typical mistakes
 (a transposed product, a missing bias row, a sign, an off-by-one layer index, ...) and names the
 mistake in its hint, (c) says "not done" for the placeholder that raises NotImplementedError, and
-(d) answers in one or two lines. The solutions below are what a student writes: plain NumPy.
+(d) answers in one or two lines; (e) says "wrong" for an answer that calls the package's own code
+for the exercise (which would agree with the check to rounding), and "right" for one that uses
+the building blocks the exercises name. The solutions below are what a student writes: plain NumPy.
 """
 import numpy as np
 import pytest
@@ -252,6 +254,110 @@ def test_a_student_that_writes_into_its_inputs_does_not_fool_the_check():
         return lam
 
     assert ex.check_multiplier_update(in_place).right
+
+
+# --------------------------------------------------------------------------- the package's answer
+def cheats():
+    """For each exercise whose answer the package computes: an answer that calls the package."""
+    import penaltyprop as pp
+    from penaltyprop.methods import lifted
+    from penaltyprop.optim import OptState
+    from penaltyprop.prox import prox_exact
+
+    def algorithm1(theta, X, y, tau):
+        (W1, _), (W2, _) = theta
+        net = pp.mlp([W1.shape[1], W1.shape[0], W2.shape[0]])
+        return [(W - tau * gW, b - tau * gb)
+                for (W, b), (gW, gb) in zip(theta, pp.gradient(net, theta, X, y))]
+
+    def prox(system):
+        def prox_step(W, b, a, z_half, tau_theta):
+            DW, db = prox_exact(a, W @ a + b[:, None] - z_half, tau_theta, system=system)
+            return W + DW, b + db
+        return prox_step
+
+    def cg_iteration(V, R, P, A, tau_theta):  # the check's own reference
+        return proximal.cg_reference(V, R, P, A, tau_theta)
+
+    def nesterov_step(p, d, buf, lr, momentum):
+        opt = pp.optim.sgd(lr, momentum=momentum, nesterov=True)
+        theta, state = opt.update([(p, np.zeros(1))], [(d, np.zeros(1))],
+                                  OptState(1, {"momentum": [(buf, np.zeros(1))]}))
+        return theta[0][0], state.slots["momentum"][0][0]
+
+    def conv(a_shape, k, padding):
+        C, H, W, _ = a_shape
+        return pp.Conv2d(C, 1, k, (H, W), padding=padding)
+
+    return {"algorithm1": algorithm1, "prox_primal": prox("primal"), "prox_batch": prox("batch"),
+            "cg_iteration": cg_iteration, "nesterov_step": nesterov_step,
+            "im2col": lambda a, k, padding: conv(a.shape, k, padding).patches(a),
+            "col2im": lambda G, a_shape, k, padding: conv(a_shape, k, padding).adjoint_patches(
+                G, a_shape[3]),
+            "relu_prox": lifted.relu_prox}
+
+
+CHEATS = cheats()
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS))
+def test_an_answer_that_calls_the_package_is_wrong(name):
+    """The check compares with the package: returning the package's own computation, which
+    agrees with it to rounding, is named, not passed."""
+    verdict = check(name)(CHEATS[name])
+    assert verdict.status == "wrong", verdict.message
+    first, hint = verdict.message.split("\n")
+    assert "It calls penaltyprop." in first and "the package's own code" in first
+    assert "write it yourself, in NumPy" in hint
+
+
+def test_the_package_s_building_blocks_are_allowed():
+    """phi and its adjoint (penaltyprop.transfer) and the backend are building blocks that the
+    exercises name, not answers: a power iteration written with them is right."""
+    from penaltyprop.backend import get_backend
+    from penaltyprop.transfer import apply_A, apply_At
+
+    def lambda_max(X):
+        xp = get_backend("numpy")
+        n, _ = X.shape
+        v = xp.ones(n + 1)
+        for _ in range(50):
+            row = apply_A(v[None, :n], v[n:], X)  # v^T A, (1, N): the forward map
+            w = xp.concatenate([x.ravel() for x in apply_At(row, X)])  # A A^T v: its adjoint
+            v = w / xp.linalg.norm(w)
+        row = apply_A(v[None, :n], v[n:], X)
+        return float((row * row).sum())  # v^T A A^T v
+
+    assert ex.check_lambda_max(lambda_max).right
+
+
+def test_the_profile_hook_is_put_back():
+    """A check watches the student's calls with a profile hook and restores the one before."""
+    import sys
+
+    def mine(frame, event, arg):
+        return None
+
+    sys.setprofile(mine)
+    try:
+        ex.check_relu_prox(relu_prox)
+        ex.check_relu_prox(lambda a, v, gamma, c: 1 / 0)
+        assert sys.getprofile() is mine
+    finally:
+        sys.setprofile(None)
+
+
+def test_a_one_by_one_array_is_a_number():
+    """The Rayleigh quotient of a column vector v is a 1 x 1 array: lambda_max accepts it."""
+    def column_vector(X):
+        A = np.vstack([X, np.ones((1, X.shape[1]))])
+        v = np.ones((len(A), 1))
+        for _ in range(50):
+            v = A @ (A.T @ v)
+            v /= np.linalg.norm(v)
+        return v.T @ A @ A.T @ v
+
+    assert ex.check_lambda_max(column_vector).right
 
 
 def test_strict_mode_raises_unless_right(monkeypatch):

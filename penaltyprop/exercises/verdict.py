@@ -107,7 +107,8 @@ def checker(exercise, reference, class_name=None):
 
     The body is ``body(student) -> (largest_difference, n_problems)``, optionally with a
     sentence more for the "right" line; it raises :class:`Wrong` and lets :class:`NotDone`
-    through.
+    through. The check's attribute ``takes`` is the name the student defines (``class_name``,
+    else ``exercise``); grading looks it up in the student's kernel.
     """
 
     def wrap(body):
@@ -137,6 +138,7 @@ def checker(exercise, reference, class_name=None):
                 raise AssertionError(verdict.message)
             return verdict
 
+        check.takes = class_name or exercise  # the name the student's notebook defines
         return check
 
     return wrap

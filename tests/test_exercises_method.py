@@ -205,6 +205,20 @@ def test_a_class_without_the_setting_is_wrong():
     assert_wrong(verdict_of(ProxEveryLayer), "tau_theta: float = setting(")
 
 
+def test_a_class_without_the_dataclass_decorator_is_wrong():
+    """The student left out @dataclass(frozen=True): the hint says so, not "declare the setting"."""
+    class ProxEveryLayer(OracleMethod, register=False):
+        name = "prox_every_layer"
+        default_tau = 1.0
+        networks = FULLY_CONNECTED
+        tau_theta: float = setting(0.05, "prox step size tau_theta of Eq. 11")
+
+        def direction(self, net, theta, X, y, check=True):
+            return prox_every_layer(theta, X, y, self.tau_theta)
+
+    assert_wrong(verdict_of(ProxEveryLayer), "keep @dataclass(frozen=True)")
+
+
 def test_a_class_that_is_no_method_is_wrong():
     class ProxEveryLayer:
         name = "prox_every_layer"

@@ -13,7 +13,7 @@ import pytest
 
 from penaltyprop import exercises as ex
 from penaltyprop.cg import cg_rows
-from penaltyprop.exercises import proximal, steps
+from penaltyprop.exercises import family, proximal, steps
 from penaltyprop.exercises.verdict import STRICT_ENV
 
 
@@ -233,6 +233,36 @@ def test_the_placeholder_is_not_done(name):
     assert verdict.largest_difference is None
 
 
+def scaled(out, factor):
+    """The arrays in a returned value (nested lists and tuples), times ``factor``."""
+    if isinstance(out, (list, tuple)):
+        return type(out)(scaled(x, factor) for x in out)
+    return np.asarray(out) * factor
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_an_answer_off_by_a_little_is_wrong(name):
+    """Right means right to rounding: every output 1e-5 relative off is wrong. (The loosest
+    tolerance of a check is lambda_max's 1e-6 relative, for a converged power iteration.)"""
+    def near_miss(*args):
+        return scaled(SOLUTIONS[name](*args), 1 + 1e-5)
+
+    assert check(name)(near_miss).status == "wrong"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_an_answer_right_on_one_problem_only_is_wrong(name):
+    """A check tries several problems (shapes, steps): an answer right on the first call only,
+    as one that works for one shape only, is wrong."""
+    calls = []
+
+    def first_only(*args):
+        calls.append(1)
+        return scaled(SOLUTIONS[name](*args), 1 if len(calls) == 1 else 1.5)
+
+    assert check(name)(first_only).status == "wrong"
+
+
 def test_an_error_in_the_students_code_is_reported_not_raised():
     def broken(theta, X, y, tau):
         return 1 / 0
@@ -248,12 +278,26 @@ def test_wrong_return_values_are_named():
 
 
 def test_a_student_that_writes_into_its_inputs_does_not_fool_the_check():
-    """The check hands out copies: an in-place update is judged on what it returns."""
+    """The check hands out copies: an in-place update is judged on what it returns, and the
+    check's own arrays (the next step starts from them) stay as they were."""
     def in_place(lam, z_K, W, b, a, beta):
         lam += beta * (z_K - W @ a - b[:, None])
         return lam
 
+    def nesterov_in_place(p, d, buf, lr, momentum):
+        buf *= momentum
+        buf += d
+        p -= lr * (d + momentum * buf)
+        return p, buf
+
+    def prox_in_place(W, b, a, z_half, tau_theta):
+        W_new, b_new = prox_primal(W, b, a, z_half, tau_theta)
+        W[...], b[...] = W_new, b_new
+        return W, b
+
     assert ex.check_multiplier_update(in_place).right
+    assert ex.check_nesterov_step(nesterov_in_place).right
+    assert ex.check_prox_primal(prox_in_place).right
 
 
 # --------------------------------------------------------------------------- the package's answer
@@ -388,6 +432,29 @@ def test_the_cg_reference_is_the_packages_cg():
         np.testing.assert_allclose(V, np.hstack([VW, vb[:, None]]), rtol=1e-10, atol=1e-12)
         H = A @ A.T + np.eye(5) / 0.3
         np.testing.assert_allclose(R, B - V @ H, rtol=1e-10, atol=1e-10)  # R is the residual
+
+
+def test_either_candidate_is_right_where_they_tie():
+    """Where z_+ and z_- give the same f, the ReLU prox has two minimisers: an answer that
+    prefers z_+ on ties and one that prefers z_- are both right, and the problems hold a tie."""
+    def prefer(tie_goes_to_pos):
+        def relu_prox_tie(a, v, gamma, c):
+            z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)
+            f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2
+            f_neg = gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2
+            tie = np.abs(f_pos - f_neg) <= 1e-12 * (1 + f_neg)
+            return np.where(tie, z_pos if tie_goes_to_pos else z_neg,
+                            np.where(f_pos < f_neg, z_pos, z_neg))
+        return relu_prox_tie
+
+    assert ex.check_relu_prox(prefer(True)).right and ex.check_relu_prox(prefer(False)).right
+    ties = 0
+    for a, v, gamma, c, _ in family.relu_problems():
+        z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)
+        f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2
+        f_neg = gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2
+        ties += int(((z_pos != z_neg) & (np.abs(f_pos - f_neg) <= 1e-12)).sum())
+    assert ties >= 1
 
 
 def test_the_spectrum_problems_converge_fast():

@@ -311,7 +311,11 @@ def test_pytest_fails_a_notebook_whose_check_is_not_right(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     shutil.copy(NOTEBOOKS / "conftest.py", folder)
-    head = "from penaltyprop import exercises as ex\nfrom penaltyprop.methods.lifted import relu_prox"
+    head = ("import numpy as np\nfrom penaltyprop import exercises as ex\n"
+            "def relu_prox(a, v, gamma, c):\n"
+            "    z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)\n"
+            "    f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2\n"
+            "    return np.where(f_pos <= gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2, z_pos, z_neg)")
     for name, answer in (("wrong", "lambda a, v, gamma, c: v"), ("right", "relu_prox")):
         nb = notebook(head, f"ex.check_relu_prox({answer})")
         nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3",

@@ -4,14 +4,16 @@ Claim: every check of :mod:`penaltyprop.exercises` (a) says "right" for a correc
 written here independently of the package, (b) says "wrong" for at least two typical mistakes
 (a transposed product, a missing bias row, a sign, an off-by-one layer index, ...) and names the
 mistake in its hint, (c) says "not done" for the placeholder that raises NotImplementedError, and
-(d) answers in one or two lines. The solutions below are what a student writes: plain NumPy.
+(d) answers in one or two lines; (e) says "wrong" for an answer that calls the package's own code
+for the exercise (which would agree with the check to rounding), and "right" for one that uses
+the building blocks the exercises name. The solutions below are what a student writes: plain NumPy.
 """
 import numpy as np
 import pytest
 
 from penaltyprop import exercises as ex
 from penaltyprop.cg import cg_rows
-from penaltyprop.exercises import proximal, steps
+from penaltyprop.exercises import family, proximal, steps
 from penaltyprop.exercises.verdict import STRICT_ENV
 
 
@@ -231,6 +233,36 @@ def test_the_placeholder_is_not_done(name):
     assert verdict.largest_difference is None
 
 
+def scaled(out, factor):
+    """The arrays in a returned value (nested lists and tuples), times ``factor``."""
+    if isinstance(out, (list, tuple)):
+        return type(out)(scaled(x, factor) for x in out)
+    return np.asarray(out) * factor
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_an_answer_off_by_a_little_is_wrong(name):
+    """Right means right to rounding: every output 1e-5 relative off is wrong. (The loosest
+    tolerance of a check is lambda_max's 1e-6 relative, for a converged power iteration.)"""
+    def near_miss(*args):
+        return scaled(SOLUTIONS[name](*args), 1 + 1e-5)
+
+    assert check(name)(near_miss).status == "wrong"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_an_answer_right_on_one_problem_only_is_wrong(name):
+    """A check tries several problems (shapes, steps): an answer right on the first call only,
+    as one that works for one shape only, is wrong."""
+    calls = []
+
+    def first_only(*args):
+        calls.append(1)
+        return scaled(SOLUTIONS[name](*args), 1 if len(calls) == 1 else 1.5)
+
+    assert check(name)(first_only).status == "wrong"
+
+
 def test_an_error_in_the_students_code_is_reported_not_raised():
     def broken(theta, X, y, tau):
         return 1 / 0
@@ -246,12 +278,130 @@ def test_wrong_return_values_are_named():
 
 
 def test_a_student_that_writes_into_its_inputs_does_not_fool_the_check():
-    """The check hands out copies: an in-place update is judged on what it returns."""
+    """The check hands out copies: an in-place update is judged on what it returns, and the
+    check's own arrays (the next step starts from them) stay as they were."""
     def in_place(lam, z_K, W, b, a, beta):
         lam += beta * (z_K - W @ a - b[:, None])
         return lam
 
+    def nesterov_in_place(p, d, buf, lr, momentum):
+        buf *= momentum
+        buf += d
+        p -= lr * (d + momentum * buf)
+        return p, buf
+
+    def prox_in_place(W, b, a, z_half, tau_theta):
+        W_new, b_new = prox_primal(W, b, a, z_half, tau_theta)
+        W[...], b[...] = W_new, b_new
+        return W, b
+
     assert ex.check_multiplier_update(in_place).right
+    assert ex.check_nesterov_step(nesterov_in_place).right
+    assert ex.check_prox_primal(prox_in_place).right
+
+
+# --------------------------------------------------------------------------- the package's answer
+def cheats():
+    """For each exercise whose answer the package computes: an answer that calls the package."""
+    import penaltyprop as pp
+    from penaltyprop.methods import lifted
+    from penaltyprop.optim import OptState
+    from penaltyprop.prox import prox_exact
+
+    def algorithm1(theta, X, y, tau):
+        (W1, _), (W2, _) = theta
+        net = pp.mlp([W1.shape[1], W1.shape[0], W2.shape[0]])
+        return [(W - tau * gW, b - tau * gb)
+                for (W, b), (gW, gb) in zip(theta, pp.gradient(net, theta, X, y))]
+
+    def prox(system):
+        def prox_step(W, b, a, z_half, tau_theta):
+            DW, db = prox_exact(a, W @ a + b[:, None] - z_half, tau_theta, system=system)
+            return W + DW, b + db
+        return prox_step
+
+    def cg_iteration(V, R, P, A, tau_theta):  # the check's own reference
+        return proximal.cg_reference(V, R, P, A, tau_theta)
+
+    def nesterov_step(p, d, buf, lr, momentum):
+        opt = pp.optim.sgd(lr, momentum=momentum, nesterov=True)
+        theta, state = opt.update([(p, np.zeros(1))], [(d, np.zeros(1))],
+                                  OptState(1, {"momentum": [(buf, np.zeros(1))]}))
+        return theta[0][0], state.slots["momentum"][0][0]
+
+    def conv(a_shape, k, padding):
+        C, H, W, _ = a_shape
+        return pp.Conv2d(C, 1, k, (H, W), padding=padding)
+
+    return {"algorithm1": algorithm1, "prox_primal": prox("primal"), "prox_batch": prox("batch"),
+            "cg_iteration": cg_iteration, "nesterov_step": nesterov_step,
+            "im2col": lambda a, k, padding: conv(a.shape, k, padding).patches(a),
+            "col2im": lambda G, a_shape, k, padding: conv(a_shape, k, padding).adjoint_patches(
+                G, a_shape[3]),
+            "relu_prox": lifted.relu_prox}
+
+
+CHEATS = cheats()
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS))
+def test_an_answer_that_calls_the_package_is_wrong(name):
+    """The check compares with the package: returning the package's own computation, which
+    agrees with it to rounding, is named, not passed."""
+    verdict = check(name)(CHEATS[name])
+    assert verdict.status == "wrong", verdict.message
+    first, hint = verdict.message.split("\n")
+    assert "It calls penaltyprop." in first and "the package's own code" in first
+    assert "write it yourself, in NumPy" in hint
+
+
+def test_the_package_s_building_blocks_are_allowed():
+    """phi and its adjoint (penaltyprop.transfer) and the backend are building blocks that the
+    exercises name, not answers: a power iteration written with them is right."""
+    from penaltyprop.backend import get_backend
+    from penaltyprop.transfer import apply_A, apply_At
+
+    def lambda_max(X):
+        xp = get_backend("numpy")
+        n, _ = X.shape
+        v = xp.ones(n + 1)
+        for _ in range(50):
+            row = apply_A(v[None, :n], v[n:], X)  # v^T A, (1, N): the forward map
+            w = xp.concatenate([x.ravel() for x in apply_At(row, X)])  # A A^T v: its adjoint
+            v = w / xp.linalg.norm(w)
+        row = apply_A(v[None, :n], v[n:], X)
+        return float((row * row).sum())  # v^T A A^T v
+
+    assert ex.check_lambda_max(lambda_max).right
+
+
+def test_the_profile_hook_is_put_back():
+    """A check watches the student's calls with a profile hook and restores the one before."""
+    import sys
+
+    def mine(frame, event, arg):
+        return None
+
+    sys.setprofile(mine)
+    try:
+        ex.check_relu_prox(relu_prox)
+        ex.check_relu_prox(lambda a, v, gamma, c: 1 / 0)
+        assert sys.getprofile() is mine
+    finally:
+        sys.setprofile(None)
+
+
+def test_a_one_by_one_array_is_a_number():
+    """The Rayleigh quotient of a column vector v is a 1 x 1 array: lambda_max accepts it."""
+    def column_vector(X):
+        A = np.vstack([X, np.ones((1, X.shape[1]))])
+        v = np.ones((len(A), 1))
+        for _ in range(50):
+            v = A @ (A.T @ v)
+            v /= np.linalg.norm(v)
+        return v.T @ A @ A.T @ v
+
+    assert ex.check_lambda_max(column_vector).right
 
 
 def test_strict_mode_raises_unless_right(monkeypatch):
@@ -282,6 +432,29 @@ def test_the_cg_reference_is_the_packages_cg():
         np.testing.assert_allclose(V, np.hstack([VW, vb[:, None]]), rtol=1e-10, atol=1e-12)
         H = A @ A.T + np.eye(5) / 0.3
         np.testing.assert_allclose(R, B - V @ H, rtol=1e-10, atol=1e-10)  # R is the residual
+
+
+def test_either_candidate_is_right_where_they_tie():
+    """Where z_+ and z_- give the same f, the ReLU prox has two minimisers: an answer that
+    prefers z_+ on ties and one that prefers z_- are both right, and the problems hold a tie."""
+    def prefer(tie_goes_to_pos):
+        def relu_prox_tie(a, v, gamma, c):
+            z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)
+            f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2
+            f_neg = gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2
+            tie = np.abs(f_pos - f_neg) <= 1e-12 * (1 + f_neg)
+            return np.where(tie, z_pos if tie_goes_to_pos else z_neg,
+                            np.where(f_pos < f_neg, z_pos, z_neg))
+        return relu_prox_tie
+
+    assert ex.check_relu_prox(prefer(True)).right and ex.check_relu_prox(prefer(False)).right
+    ties = 0
+    for a, v, gamma, c, _ in family.relu_problems():
+        z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)
+        f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2
+        f_neg = gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2
+        ties += int(((z_pos != z_neg) & (np.abs(f_pos - f_neg) <= 1e-12)).sum())
+    assert ties >= 1
 
 
 def test_the_spectrum_problems_converge_fast():

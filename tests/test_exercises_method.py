@@ -166,6 +166,20 @@ def test_a_typical_mistake_in_the_direction_is_wrong_with_its_hint(mistake, word
     assert_wrong(verdict_of(method_class(mistake)), words)
 
 
+def test_a_direction_off_by_a_little_is_wrong():
+    """Right means right to rounding: every d_l 1e-5 relative off is wrong."""
+    cls = method_class()
+    exact = cls.direction
+
+    def direction(self, net, theta, X, y, check=True):
+        J, d = exact(self, net, theta, X, y, check)
+        return J, [(dW * (1 + 1e-5), db * (1 + 1e-5)) for dW, db in d]
+
+    cls.direction = direction
+    verdict = verdict_of(cls)
+    assert verdict.status == "wrong" and "It differs from Eqs. 13-14" in verdict.message
+
+
 def test_the_last_layer_left_explicit_is_named_by_its_layer():
     """ProxProp's own direction differs on the last layer only, and the message says so."""
     verdict = verdict_of(method_class("explicit last layer"))
@@ -203,6 +217,20 @@ def test_a_class_without_the_setting_is_wrong():
             return prox_every_layer(theta, X, y, 0.05)
 
     assert_wrong(verdict_of(ProxEveryLayer), "tau_theta: float = setting(")
+
+
+def test_a_class_without_the_dataclass_decorator_is_wrong():
+    """The student left out @dataclass(frozen=True): the hint says so, not "declare the setting"."""
+    class ProxEveryLayer(OracleMethod, register=False):
+        name = "prox_every_layer"
+        default_tau = 1.0
+        networks = FULLY_CONNECTED
+        tau_theta: float = setting(0.05, "prox step size tau_theta of Eq. 11")
+
+        def direction(self, net, theta, X, y, check=True):
+            return prox_every_layer(theta, X, y, self.tau_theta)
+
+    assert_wrong(verdict_of(ProxEveryLayer), "keep @dataclass(frozen=True)")
 
 
 def test_a_class_that_is_no_method_is_wrong():

@@ -131,7 +131,7 @@ def test_student_notebooks_run_and_report_not_done(student, name, monkeypatch):
     done = run.execute(nb, student)
     errors = [o for c in done["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors == []
-    expected = run.expected_exercises(nb, list(exercises.CHECKS))
+    expected = run.expected_exercises(nb, exercises.CHECKS)
     found = run.verdicts(done, list(exercises.CHECKS))
     assert expected and {n: found[n][0] for n in expected} == dict.fromkeys(expected, "not done")
 
@@ -155,16 +155,84 @@ def test_grade_reads_every_verdict(tmp_path, capsys):
         "def im2col(a, k, padding):\n    return a.reshape(a.shape[0], -1)",
         "print(ex.check_im2col(im2col).message.splitlines()[0])",
         "ex.check_col2im(col2im)",                                                 # undefined
-        "ex.check_algorithm1(lambda *args: 1 / 0)",
-        tags_of={2: ["check"], 4: ["check"], 6: ["check"], 7: ["check"], 8: ["check"]})
+        "def algorithm1(theta, X, y, tau):\n    return 1 / 0",                     # raises
+        "ex.check_algorithm1(algorithm1)",
+        "print('relu_prox: right. It agrees with everything.')",                  # a fake line
+        "def nesterov_step(p, d, buf, lr, momentum):\n    raise NotImplementedError",
+        tags_of={2: ["check"], 4: ["check"], 6: ["check"], 7: ["check"], 9: ["check"],
+                 11: ["exercise"]})  # 11: its check cell was deleted
     path = tmp_path / "student.ipynb"
     editions.write_notebook(nb, path)
     assert main(["notebooks", "--grade", str(path)]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     status = {r[1]: r[2] for r in rows}
     assert status == {"algorithm1": "wrong", "im2col": "wrong", "col2im": "error",
-                      "relu_prox": "wrong", "multiplier_update": "not done"}
+                      "relu_prox": "wrong", "multiplier_update": "not done",
+                      "nesterov_step": "not done"}
     assert all(r[0] == str(path) for r in rows)
+    line = {r[1]: r[3] for r in rows}
+    assert "ZeroDivisionError" in line["algorithm1"]
+    assert line["col2im"].startswith("col2im: error. col2im is not defined")
+
+
+def test_grade_goes_on_after_a_notebook_that_does_not_finish(tmp_path, capsys):
+    """A kernel that dies: that notebook's exercises are "not run", the next one is graded."""
+    dies = notebook("import os\nos._exit(1)", "ex.check_relu_prox(relu_prox)",
+                    tags_of={1: ["check"]})
+    fine = notebook("from penaltyprop import exercises as ex\n"
+                    "from penaltyprop.methods.lifted import relu_prox as package_prox\n"
+                    "def relu_prox(a, v, gamma, c):\n    return package_prox(a, v, gamma, c)",
+                    "ex.check_relu_prox(relu_prox)", tags_of={1: ["check"]})
+    for name, nb in (("dies", dies), ("fine", fine)):
+        editions.write_notebook(nb, tmp_path / f"{name}.ipynb")
+    files = [str(tmp_path / "dies.ipynb"), str(tmp_path / "fine.ipynb")]
+    assert main(["notebooks", "--grade", *files]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(files[0], "relu_prox", "not run"),
+                                                  (files[1], "relu_prox", "wrong")]
+    assert "kernel died" in rows[0][3] and "It calls penaltyprop." in rows[1][3]
+
+
+def test_grade_reports_a_cell_past_the_timeout(tmp_path):
+    slow = notebook("import time\ntime.sleep(120)", "ex.check_relu_prox(relu_prox)",
+                    tags_of={1: ["check"]})
+    editions.write_notebook(slow, tmp_path / "slow.ipynb")
+    (status, line), = run.grade(tmp_path / "slow.ipynb", exercises.CHECKS, timeout=2).values()
+    assert status == "not run" and "longer than 2 s" in line
+
+
+@pytest.mark.slow
+def test_grade_a_student_notebook_with_an_error(student, tmp_path, capsys):
+    """Notebook 06 of the student edition as a student hands it in: exercise 1 right (written
+    independently), exercise 2 raising inside the function, exercise 7's cell a SyntaxError
+    (its class never defined)."""
+    answers = {
+        "def relu_prox": "def relu_prox(a, v, gamma, c):\n"
+                         "    zp = np.clip((gamma * a + c * v) / (gamma + c), 0, None)\n"
+                         "    zn = np.where(v < 0, v, 0.0)\n"
+                         "    fp = gamma / 2 * (a - zp) ** 2 + c / 2 * (zp - v) ** 2\n"
+                         "    fn = gamma / 2 * a ** 2 + c / 2 * (zn - v) ** 2\n"
+                         "    return np.where(fp < fn, zp, zn)\n",
+        "def multiplier_update": "def multiplier_update(lam, z_K, W, b, a, beta):\n"
+                                "    return lam + beta * (z_K - W @ a - bias[:, None])\n",
+        "class ProxEveryLayer": "@dataclass(frozen=True)\n"
+                                "class ProxEveryLayer(pp.methods.OracleMethod)\n"
+                                "    name = 'prox_every_layer'\n",
+    }
+    nb = editions.read_notebook(student / "06_penalty_family.ipynb")
+    for cell in nb["cells"]:
+        if editions.EXERCISE in editions.tags(cell):
+            (key,) = [k for k in answers if k in editions.source(cell)]
+            cell["source"] = answers[key]
+    path = tmp_path / "ada_06.ipynb"
+    editions.write_notebook(nb, path)
+    assert main(["notebooks", "--grade", str(path)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert {r[1]: r[2] for r in rows} == {"relu_prox": "right", "multiplier_update": "wrong",
+                                          "prox_every_layer": "error"}
+    line = {r[1]: r[3] for r in rows}
+    assert "It raised NameError: name 'bias' is not defined" in line["multiplier_update"]
+    assert "ProxEveryLayer is not defined" in line["prox_every_layer"]
 
 
 def test_figures_are_written_as_png_and_svg(tmp_path, capsys):
@@ -243,7 +311,11 @@ def test_pytest_fails_a_notebook_whose_check_is_not_right(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     shutil.copy(NOTEBOOKS / "conftest.py", folder)
-    head = "from penaltyprop import exercises as ex\nfrom penaltyprop.methods.lifted import relu_prox"
+    head = ("import numpy as np\nfrom penaltyprop import exercises as ex\n"
+            "def relu_prox(a, v, gamma, c):\n"
+            "    z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)\n"
+            "    f_pos = gamma / 2 * (a - z_pos) ** 2 + c / 2 * (z_pos - v) ** 2\n"
+            "    return np.where(f_pos <= gamma / 2 * a ** 2 + c / 2 * (z_neg - v) ** 2, z_pos, z_neg)")
     for name, answer in (("wrong", "lambda a, v, gamma, c: v"), ("right", "relu_prox")):
         nb = notebook(head, f"ex.check_relu_prox({answer})")
         nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3",

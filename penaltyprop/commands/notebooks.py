@@ -100,7 +100,7 @@ def grade(args) -> int:
             raise ValueError(f"--grade: {f} is not a file")
         editions.read_notebook(f)  # a clear error before a kernel starts
     for f in args.grade:
-        results = notebook_run.grade(f, list(exercises.CHECKS), args.timeout)
+        results = notebook_run.grade(f, exercises.CHECKS, args.timeout)
         if not results:
             say(f"{f}\t-\tno exercise checks in this notebook")
         for name, (status, line) in results.items():

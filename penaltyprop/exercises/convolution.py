@@ -20,6 +20,9 @@ from .verdict import Wrong, as_array, call, checker, close, compare, over, shape
 #: (C, H, W, N, k, padding): unequal sizes everywhere, a kernel of 2, padding 2 > k/2, N = 1
 PROBLEMS = ((2, 5, 4, 3, 3, 1), (1, 6, 6, 2, 2, 0), (3, 4, 5, 1, 3, 0), (2, 3, 3, 2, 3, 2))
 
+#: the package's modules with the convolution's patch matrix and its adjoint: not for the student
+ANSWERS = ("penaltyprop.conv", "penaltyprop.patches")
+
 
 def problems(seed=5):
     """``(a, k, padding, conv, description)``; ``conv`` is the package's Conv2d of those shapes."""
@@ -52,7 +55,8 @@ def check_im2col(im2col):
     """
 
     def one(a, k, p, conv, problem):
-        out = call(im2col, (a, k, p), problem, "a has shape (C, H, W, N), batch last.")
+        out = call(im2col, (a, k, p), problem, "a has shape (C, H, W, N), batch last.",
+                   answers=ANSWERS)
         want = conv.patches(a)
         C, H, W, N = a.shape
         if np.shape(out) == (C * k * k, (H - k + 1) * (W - k + 1) * N) and p > 0:
@@ -111,7 +115,8 @@ def check_col2im(col2im):
         C, H, W, N = a.shape
         G = rng.standard_normal(conv.patches(a).shape)
         out = call(col2im, (G, a.shape, k, p), problem,
-                   "G has shape (C k^2, H_out W_out N); reshape it to (C, k, k, H_out, W_out, N).")
+                   "G has shape (C k^2, H_out W_out N); reshape it to (C, k, k, H_out, W_out, N).",
+                   answers=ANSWERS)
         if np.shape(out) == (C, H + 2 * p, W + 2 * p, N) and p > 0:
             raise Wrong(f"The result has shape {np.shape(out)}, expected {a.shape} ({problem}).",
                         "cut the padding off at the end: a_pad[:, p:p+H, p:p+W, :].", known=True)

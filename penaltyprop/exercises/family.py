@@ -5,8 +5,8 @@ r"""Notebook 06: BCD's and ADMM's z-step for ReLU (the ReLU prox by cases), and 
   On :math:`z \ge 0`, f is a quadratic with minimiser :math:`z_+ = \max((\gamma a + cv)/(\gamma + c), 0)`;
   on :math:`z \le 0` the first term is the constant :math:`\tfrac{\gamma}{2}a^2` and the minimiser
   is :math:`z_- = \min(v, 0)`; the answer is the candidate with the smaller f. The check
-  compares f at the student's z with f at the minimiser (:func:`penaltyprop.methods.lifted.relu_prox`),
-  so that either candidate is accepted where the two tie.
+  compares the student's z with the minimiser (:func:`penaltyprop.methods.lifted.relu_prox`), and
+  where the two candidates tie, f at z with the minimum, so that either candidate is accepted.
 * ``multiplier_update(lam, z_K, W, b, a, beta)``: ADMM's
   :math:`\lambda \leftarrow \lambda + \beta(z_K - \phi(\theta_K, a_{K-1}))`. The check builds
   :math:`z_K` as the exact output step for the squared loss,
@@ -31,11 +31,17 @@ def relu_objective(z, a, v, gamma, c):
 
 
 def relu_problems(seed=3):
-    """``(a, v, gamma, c, description)``: a and v of both signs, plus entries at 0."""
+    """``(a, v, gamma, c, description)``: a and v of both signs, plus entries at 0 and one tie.
+
+    The tie: for a > 0 and v = a (1 - sqrt((gamma + c) / c)) both candidates z_+ > 0 and
+    z_- = v < 0 give f = gamma/2 a^2 (to rounding), and either is the answer.
+    """
     rng = host_rng(seed)
     for i, (shape, gamma, c) in enumerate(RELU_PROBLEMS):
         a, v = rng.standard_normal(shape), rng.standard_normal(shape)
         a.flat[0], v.flat[-1] = 0.0, 0.0  # the kink
+        a.flat[1] = 1.0
+        v.flat[1] = 1.0 - np.sqrt((gamma + c) / c)  # a tie between the two candidates
         yield a, v, gamma, c, (f"problem {i + 1} of {len(RELU_PROBLEMS)}: "
                                + shapes(a=a, gamma=gamma, c=c))
 
@@ -72,29 +78,39 @@ def check_relu_prox(relu_prox_student):
     Returns
     -------
     Verdict
-        Right when f at the student's z equals the minimum (every entry, to rounding).
+        Right when z is the minimiser at every entry, to rounding (where the two candidates tie,
+        either one).
     """
 
     def one(a, v, gamma, c, problem):
         out = call(relu_prox_student, (a, v, gamma, c), problem,
-                   "work elementwise: no matrix products here.")
+                   "work elementwise: no matrix products here.", answers=("penaltyprop.methods",))
         z = as_array(out, "z", a.shape, problem)
         z_star = relu_prox(a, v, gamma, c)
         f, f_star = relu_objective(z, a, v, gamma, c), relu_objective(z_star, a, v, gamma, c)
-        bad = f > f_star + RTOL * (1 + f_star)  # not a minimiser (ties: either candidate)
+        # where the two candidates differ but give the same f (to 1e-9), either is the answer;
+        # elsewhere the minimiser is unique and z must be it: f near a smooth minimum is
+        # quadratic in the error, so f alone would let z be off by ~sqrt(RTOL)
+        z_pos, z_neg = np.maximum((gamma * a + c * v) / (gamma + c), 0), np.minimum(v, 0)
+        unique = (z_pos == z_neg) | (np.abs(relu_objective(z_pos, a, v, gamma, c)
+                                            - relu_objective(z_neg, a, v, gamma, c)) > 1e-9)
+        higher = f > f_star + RTOL * (1 + f_star)  # not a minimiser
+        off = unique & (np.abs(z - z_star) > RTOL * (1 + np.abs(z_star)))
+        bad = higher | off
         if not bad.any():
-            unique = np.abs(relu_objective(np.maximum((gamma * a + c * v) / (gamma + c), 0), a, v,
-                                           gamma, c)
-                            - relu_objective(np.minimum(v, 0), a, v, gamma, c)) > 1e-9
             return float(np.abs(z - z_star)[unique].max(initial=0.0))
         i = int(np.flatnonzero(bad)[0])
         known = next((h for m, h in relu_mistakes(a, v, gamma, c) if close(z, m)), None)
-        raise Wrong(f"At {int(bad.sum())} of {a.size} entries z is not the minimiser; e.g. "
-                    f"a = {a.flat[i]:.3g}, v = {v.flat[i]:.3g}: your z = {z.flat[i]:.3g} "
-                    f"(f = {f.flat[i]:.3g}), the minimiser z = {z_star.flat[i]:.3g} "
+        what = "is not the minimiser" if higher.any() else "is off the minimiser"
+        raise Wrong(f"At {int(bad.sum())} of {a.size} entries z {what}; e.g. "
+                    f"a = {a.flat[i]:.3g}, v = {v.flat[i]:.3g}: your z = {z.flat[i]:.8g} "
+                    f"(f = {f.flat[i]:.3g}), the minimiser z = {z_star.flat[i]:.8g} "
                     f"(f = {f_star.flat[i]:.3g}) ({problem}).",
-                    known or "f(z) has two pieces: minimise each (z >= 0 and z <= 0), keep the "
-                             "smaller.", float(np.abs(z - z_star)[bad].max()), known is not None)
+                    known or ("f(z) has two pieces: minimise each (z >= 0 and z <= 0), keep the "
+                              "smaller." if higher.any() else
+                              "each piece's minimiser has a closed form: z_+ = max((gamma a + "
+                              "c v)/(gamma + c), 0), z_- = min(v, 0); no iteration needed."),
+                    float(np.abs(z - z_star)[bad].max()), known is not None)
 
     return over(relu_problems(), one)
 
@@ -138,7 +154,8 @@ def check_multiplier_update(multiplier_update):
 
     def one(lam, z_K, W, b, a, beta, Y, problem):
         out = call(multiplier_update, (lam, z_K, W, b, a, beta), problem,
-                   "phi(theta_K, a) = W a + b 1^T is (C, N), like lam and z_K.")
+                   "phi(theta_K, a) = W a + b 1^T is (C, N), like lam and z_K.",
+                   answers=("penaltyprop.methods",))
         want = Y - z_K  # KKT: lam_new = -grad (1/2 |z - Y|^2) at z_K
         got = as_array(out, "lam_new", want.shape, problem)
         r = z_K - (W @ a + b[:, None])

@@ -123,10 +123,14 @@ def instance(cls, problem, **settings):
         raise NotDone() from None
     except Exception as err:  # the student's class: any error is an answer to report
         args = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-        raise Wrong(f"{cls.__name__}({args}) raised {type(err).__name__}: "
-                    f"{' '.join(str(err).split())[:120]} ({problem}).",
-                    "declare the setting in the class body: tau_theta: float = "
-                    "setting(0.05, 'prox step size tau_theta of Eq. 11').") from None
+        text = " ".join(str(err).split())
+        hint = ("keep @dataclass(frozen=True) on the line above the class, as in the placeholder: "
+                "a method's settings are the fields of a frozen dataclass."
+                if "dataclass" in text else
+                "declare the setting in the class body: tau_theta: float = "
+                "setting(0.05, 'prox step size tau_theta of Eq. 11').")
+        raise Wrong(f"{cls.__name__}({args}) raised {type(err).__name__}: {text[:120]} "
+                    f"({problem}).", hint) from None
 
 
 def one_problem(cls, net, theta, X, y, tau_theta, problem):

@@ -33,6 +33,9 @@ from .verdict import as_array, call, checker, close, compare, over, shapes, unpa
 #: system is), N = 1, and a large tau_theta (the proximal term matters little).
 PROX_PROBLEMS = ((5, 8, 3, 0.05), (9, 4, 2, 1.0), (3, 1, 4, 0.5), (4, 6, 2, 20.0))
 PROX_NAMES = ("W_new", "b_new")
+#: the package's modules that compute a prox step or run CG: not for the student
+ANSWERS = ("penaltyprop.prox", "penaltyprop.cg", "penaltyprop.authors_cg", "penaltyprop.algorithms",
+           "penaltyprop.methods")
 
 
 def prox_problems(seed=1):
@@ -91,7 +94,7 @@ def prox_check(student, form):
     """The check of one prox form: ``(largest difference, problems)`` or Wrong."""
 
     def one(W, b, a, z_half, tau_theta, problem):
-        out = call(student, (W, b, a, z_half, tau_theta), problem)
+        out = call(student, (W, b, a, z_half, tau_theta), problem, answers=ANSWERS)
         want = eq44(W, b, a, z_half, tau_theta)
         got = tuple(as_array(x, n, w.shape, problem) for x, n, w in
                     zip(unpack(out, PROX_NAMES, problem), PROX_NAMES, want))
@@ -220,7 +223,8 @@ def check_cg_iteration(cg_iteration):
 
     def one(V, R, P, A, tau_theta, B, problem):
         out = call(cg_iteration, (V, R, P, A, tau_theta), problem,
-                   "is a product transposed? V, R, P are (n_out, m+1); A is (m+1, K).")
+                   "is a product transposed? V, R, P are (n_out, m+1); A is (m+1, K).",
+                   answers=ANSWERS)
         want = cg_reference(V, R, P, A, tau_theta)
         got = tuple(as_array(x, n, w.shape, problem) for x, n, w in
                     zip(unpack(out, CG_NAMES, problem), CG_NAMES, want))

@@ -5,8 +5,10 @@ Jupyter, and with the test requirements through nbmake), in the notebook's own f
 
 * :func:`export_figures` runs a notebook with the inline backend asked for PNG and SVG and
   writes the figure of every cell that names one in ``metadata.figure``;
-* :func:`grade` runs a student's notebook, errors allowed, and reads every check's verdict
-  line from the outputs (``name: right. ...``), one per exercise.
+* :func:`grade` runs a student's notebook, errors allowed, then one cell more that runs every
+  exercise's check on what the kernel defines at the end (the function or class the exercise
+  names), so that a verdict line printed by other code, or a later check of some other
+  function, cannot stand in for it.
 
 The checks run in their normal mode there (``$PENALTYPROP_CHECKS`` is removed for the kernel),
 so that one open exercise does not hide the others.
@@ -21,7 +23,7 @@ import re
 from pathlib import Path
 
 from ..fsutil import atomic_writer
-from .editions import CHECK, read_notebook, source, tags
+from .editions import CHECK, EXERCISE, read_notebook, source, tags
 from .verdict import STATUSES, STRICT_ENV
 
 #: added after the cell that turns on ``%matplotlib inline``: both formats, a sharper PNG
@@ -62,7 +64,7 @@ def execute(nb, folder, timeout=600, allow_errors=False):
     ValueError
         If nbclient is missing, or (with ``allow_errors=False``) a cell raised.
     """
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     node, client = notebook_client(nb, folder, timeout, allow_errors)
     try:
@@ -72,6 +74,11 @@ def execute(nb, folder, timeout=600, allow_errors=False):
         cell = next((line for line in str(err).splitlines()[2:] if line.strip()), "")
         raise ValueError(f"a notebook cell raised {err.ename}: {err.evalue} (the cell that "
                          f"starts with {cell.strip()[:80]!r})") from None
+    except CellTimeoutError:
+        raise ValueError(f"a notebook cell ran longer than {timeout} s (--timeout)") from None
+    except DeadKernelError:
+        raise ValueError("the notebook's kernel died (out of memory, or the code exited "
+                         "Python)") from None
     return json.loads(json.dumps(node))
 
 
@@ -138,9 +145,11 @@ def output_text(cell) -> str:
 
 
 def verdicts(nb, exercises) -> dict:
-    """``{exercise: (status, first line)}`` read from an executed notebook's outputs.
+    """``{exercise: (status, first line)}`` read from the printed outputs of an executed notebook.
 
-    A check cell (tag ``check``) that raised counts as ``"error"`` for the exercise it names.
+    A check cell (tag ``check``) that raised counts as ``"error"`` for the exercise whose check
+    it calls (``check_NAME``). :func:`grade` does not trust these lines (any cell can print one);
+    they show what a student saw.
     """
     pattern = re.compile(rf"^({'|'.join(map(re.escape, exercises))}): "
                          rf"({'|'.join(map(re.escape, STATUSES))})\b.*$", re.M)
@@ -151,29 +160,83 @@ def verdicts(nb, exercises) -> dict:
             found[match[1]] = (match[2], match[0])
         if CHECK in tags(cell) and "ERROR " in text:
             for name in exercises:
-                if re.search(rf"\b{re.escape(name)}\b", source(cell)) and name not in found:
+                if re.search(rf"\bcheck_{re.escape(name)}\b", source(cell)) and name not in found:
                     error = next(line for line in text.splitlines() if line.startswith("ERROR "))
                     found[name] = ("error", error)
     return found
 
 
-def expected_exercises(nb, exercises) -> list:
-    """The exercises whose check the notebook runs: ``check_NAME`` in a ``check`` cell."""
-    text = "\n".join(source(c) for c in nb["cells"] if CHECK in tags(c))
-    return [name for name in exercises if re.search(rf"\bcheck_{re.escape(name)}\b", text)]
+def expected_exercises(nb, checks) -> list:
+    """The exercises of a notebook, in the order of ``checks`` (``{name: check}``): those whose
+    check a ``check`` cell calls (``check_NAME``), and those whose function or class an
+    ``exercise`` cell defines (``check.takes``), so that a deleted check cell hides nothing."""
+    called = "\n".join(source(c) for c in nb["cells"] if CHECK in tags(c))
+    defined = "\n".join(source(c) for c in nb["cells"] if EXERCISE in tags(c))
+    return [name for name, check in checks.items()
+            if re.search(rf"\bcheck_{re.escape(name)}\b", called)
+            or re.search(rf"^(?:def|class) {re.escape(check.takes)}\b", defined, re.M)]
 
 
-def grade(path, exercises, timeout=600) -> dict:
-    """Run a student's notebook (errors allowed) and read its checks' verdicts.
+#: the line the grading cell prints, followed by its verdicts as JSON
+GRADES = "PENALTYPROP_GRADES"
+
+
+def grading_cell(checks) -> dict:
+    """A code cell that runs each check of ``checks`` (``{name: check}``) on the object of its
+    ``takes`` name in the kernel, and prints :data:`GRADES` and ``{name: [status, line]}``."""
+    wanted = [(name, check.takes) for name, check in checks.items()]
+    text = f"""import json as _grade_json
+from penaltyprop.exercises import CHECKS as _grade_checks
+_grades = {{}}
+for _grade_name, _grade_takes in {wanted!r}:
+    if _grade_takes not in globals():
+        _grades[_grade_name] = ["error", f"{{_grade_name}}: error. {{_grade_takes}} is not defined "
+                                "at the end of the notebook (did the cell that defines it fail?)"]
+        continue
+    try:
+        _grade_verdict = _grade_checks[_grade_name](globals()[_grade_takes])
+        _grades[_grade_name] = [_grade_verdict.status, _grade_verdict.message.splitlines()[0]]
+    except Exception as _grade_error:
+        _grades[_grade_name] = ["error", f"{{_grade_name}}: error. The check raised "
+                                f"{{type(_grade_error).__name__}}: {{_grade_error}}"]
+print({GRADES!r}, _grade_json.dumps(_grades))
+"""
+    return {"cell_type": "code", "metadata": {}, "source": text, "outputs": [],
+            "execution_count": None, "id": "penaltyprop-grading"}
+
+
+def grade(path, checks, timeout=600) -> dict:
+    """Run a student's notebook (errors allowed), then every exercise's check on what the
+    kernel defines at the end.
+
+    Parameters
+    ----------
+    path : a notebook file. checks : ``{name: check}``, e.g. :data:`penaltyprop.exercises.CHECKS`.
+    timeout : seconds a cell may run.
 
     Returns
     -------
-    dict ``{exercise: (status, line)}`` for every exercise the notebook checks, in its order:
-    a status of :data:`~penaltyprop.exercises.verdict.STATUSES`, ``"error"`` (the check cell
-    raised) or ``"not run"`` (no verdict line).
+    dict ``{exercise: (status, line)}`` for every exercise of the notebook
+    (:func:`expected_exercises`), in the order of ``checks``: a status of
+    :data:`~penaltyprop.exercises.verdict.STATUSES`, ``"error"`` (the function or class the
+    exercise names is not defined at the end, or its check raised) or ``"not run"`` (the
+    notebook did not finish: a cell ran past the timeout, or the kernel died).
     """
     path = Path(path)
     nb = read_notebook(path)
-    found = verdicts(execute(nb, path.parent, timeout, allow_errors=True), exercises)
-    return {name: found.get(name, ("not run", f"{name}: its check printed no verdict"))
-            for name in expected_exercises(nb, exercises)}
+    checks = {name: check for name, check in checks.items()
+              if name in expected_exercises(nb, checks)}
+    if not checks:
+        return {}
+    try:
+        done = execute({**nb, "cells": nb["cells"] + [grading_cell(checks)]}, path.parent,
+                       timeout, allow_errors=True)
+    except ValueError as err:
+        return {name: ("not run", f"{name}: not run: {err}") for name in checks}
+    text = output_text(done["cells"][-1])
+    line = next((x for x in text.splitlines() if x.startswith(GRADES + " ")), None)
+    if line is None:  # the grading cell itself failed: say how
+        return {name: ("not run", f"{name}: not run: the grading cell printed no verdicts "
+                                  f"({' '.join(text.split())[:160]})") for name in checks}
+    found = json.loads(line[len(GRADES) + 1:])
+    return {name: tuple(found[name]) for name in checks}

@@ -54,7 +54,10 @@ def check_lambda_max(lambda_max):
     """
 
     def one(X, ev, problem):
-        out = call(lambda_max, (X,), problem, "A = [X; 1^T] is (n+1, N); v has n+1 entries.")
+        out = call(lambda_max, (X,), problem, "A = [X; 1^T] is (n+1, N); v has n+1 entries.",
+                   answers=())  # no module of the package computes it; the checks' own do
+        if isinstance(out, np.ndarray) and out.size == 1:
+            out = out.reshape(())  # v^T A A^T v of a column vector v is a 1 x 1 array: a number
         got = float(as_array(out, "lambda_max(X)", (), problem))
         want = float(ev[-1])
         if abs(got - want) <= SPECTRUM_RTOL * want:
@@ -110,7 +113,7 @@ def check_nesterov_step(nesterov_step):
         for t in range(steps):
             d = rng.standard_normal(shape)
             where = f"{problem}, step {t + 1}"
-            out = call(nesterov_step, (p, d, b, lr, mu), where)
+            out = call(nesterov_step, (p, d, b, lr, mu), where, answers=("penaltyprop.optim",))
             got = tuple(as_array(x, n, shape, where)
                         for x, n in zip(unpack(out, ("p_new", "buf_new"), where),
                                         ("p_new", "buf_new")))

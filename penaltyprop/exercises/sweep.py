@@ -25,6 +25,10 @@ PROBLEMS = ((5, 4, 3, 7, 0.5), (3, 6, 4, 1, 1.0), (4, 4, 3, 6, 0.2), (6, 5, 2, 9
 
 NAMES = ("W1", "b1", "W2", "b2")
 
+#: the package's modules that compute the sweep (or the gradient it equals): not for the student
+ANSWERS = ("penaltyprop.algorithms", "penaltyprop.forward", "penaltyprop.trace",
+           "penaltyprop.methods")
+
 
 def problems(seed=0):
     """The random problems: ``(theta, X, y, tau, description)`` in float64."""
@@ -89,7 +93,8 @@ def mistakes(theta, X, y, tau):
 def one_problem(algorithm1, theta, X, y, tau, problem):
     """The largest difference on one problem, or Wrong."""
     out = call(algorithm1, (theta, X, y, tau), problem,
-               "a transposed product? W_l is (n_l, n_(l-1)), and samples are columns.")
+               "a transposed product? W_l is (n_l, n_(l-1)), and samples are columns.",
+               answers=ANSWERS)
     if not isinstance(out, (list, tuple)) or len(out) != 2:
         raise Wrong(f"It should return [(W1, b1), (W2, b2)], got {type(out).__name__} "
                     f"({problem}).")

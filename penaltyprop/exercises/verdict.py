@@ -11,6 +11,13 @@ and compares what it returns with the package or with the mathematics. It answer
 The check bodies raise :class:`Wrong` (or let :class:`NotDone` through from :func:`call`) and
 return ``(largest difference, number of problems)``; :func:`checker` turns that into a Verdict.
 
+**The package's own answer.** A check compares with the package, so an answer that calls the
+package's code for what the exercise asks (``prox_exact`` for the prox step, ``Conv2d.patches``
+for im2col, ...) would agree with it and prove nothing: :func:`call` watches the student's
+function with a profile hook and calls such an answer wrong, naming what it called. The array
+backend and the layer maps (:mod:`penaltyprop.transfer`: phi and its adjoint) stay allowed.
+NumPy itself cannot be watched: an eigenvalue solver in place of the power iteration passes.
+
 **Strict mode.** With the environment variable ``PENALTYPROP_CHECKS=strict`` a check that is not
 right raises AssertionError with its message. The test suite runs the notebooks, solutions
 included, that way (``notebooks/conftest.py``), so a solution that stops passing its check fails
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 
 from ..backend import numpy as np
@@ -99,7 +107,8 @@ def checker(exercise, reference, class_name=None):
 
     The body is ``body(student) -> (largest_difference, n_problems)``, optionally with a
     sentence more for the "right" line; it raises :class:`Wrong` and lets :class:`NotDone`
-    through.
+    through. The check's attribute ``takes`` is the name the student defines (``class_name``,
+    else ``exercise``); grading looks it up in the student's kernel.
     """
 
     def wrap(body):
@@ -129,6 +138,7 @@ def checker(exercise, reference, class_name=None):
                 raise AssertionError(verdict.message)
             return verdict
 
+        check.takes = class_name or exercise  # the name the student's notebook defines
         return check
 
     return wrap
@@ -139,14 +149,49 @@ def checker(exercise, reference, class_name=None):
 SHAPE_WORDS = ("matmul", "shape", "broadcast", "aligned", "dimension", "size")
 
 
+#: the checks' own module: its reference answers are never the student's (always refused)
+REFERENCE = "penaltyprop.exercises"
+
+
+def first_call_into(modules):
+    """A profile hook and the list it fills with the first function it sees called from one of
+    ``modules`` (module names; their submodules count too), as ``"module.qualified_name"``."""
+    seen = []
+
+    def hook(frame, event, arg):
+        if event != "call" or seen:
+            return
+        module = frame.f_globals.get("__name__", "")
+        if any(module == m or module.startswith(m + ".") for m in modules):
+            code = frame.f_code
+            seen.append(f"{module}.{getattr(code, 'co_qualname', code.co_name)}")
+
+    return hook, seen
+
+
 def call(student, args, problem, shape_hint="is a product transposed, or the row of ones "
-                                            "in A = [a; 1^T] missing?"):
+                                            "in A = [a; 1^T] missing?", answers=None):
     """``student(*args)`` on copies of the arrays; NotImplementedError -> :class:`NotDone`,
-    any other exception -> :class:`Wrong` naming it and the problem."""
+    any other exception -> :class:`Wrong` naming it and the problem.
+
+    ``answers``: the package's modules that compute what the exercise asks the student to write
+    (``("penaltyprop.prox",)``). When it is given, a call from the student's function into one of
+    them, or into the checks' own :data:`REFERENCE`, is Wrong: the check compares with the
+    package, so an answer that calls it proves nothing. None (the default): not watched (a
+    method class's direction may use the whole package).
+    """
     copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    hook, seen = first_call_into((REFERENCE, *answers)) if answers is not None else (None, [])
+    previous = sys.getprofile()
     try:
         with np.errstate(all="ignore"):  # overflow in a wrong answer is reported, not warned
-            return student(*copies)
+            if hook is not None:
+                sys.setprofile(hook)  # sees every Python function the student's code calls
+            try:
+                out = student(*copies)
+            finally:
+                if hook is not None:
+                    sys.setprofile(previous)
     except NotImplementedError:
         raise NotDone() from None
     except Exception as err:  # the student's code: any error is an answer to report
@@ -154,6 +199,12 @@ def call(student, args, problem, shape_hint="is a product transposed, or the row
         hint = shape_hint if any(w in text.lower() for w in SHAPE_WORDS) else \
             "call it yourself on arrays of these shapes to see the traceback"
         raise Wrong(f"It raised {type(err).__name__}: {text} ({problem}).", hint) from None
+    if seen:
+        raise Wrong(f"It calls {seen[0]}, the package's own code for what this exercise asks "
+                    f"you to write ({problem}).", "write it yourself, in NumPy: the check compares "
+                    "with the package, so an answer that calls the package proves nothing.",
+                    known=True)
+    return out
 
 
 def unpack(out, names, problem):

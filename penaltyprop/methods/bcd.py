@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from ..backend import to_float
 from ..checks import check_choice, check_int, check_positive
 from ..prox import choose_system, prox_exact
-from ..transfer import apply_A
 from . import costs, lifted
 from .base import LiftedMethod
 from .networks import RELU_MLP
@@ -74,7 +73,10 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
     Yields ``(block, l, theta, a, z)`` with block in ``"a_out"`` (split output only),
     ``"z_out"``, ``"theta"``, ``"a"``, ``"z"`` and l the paper's layer index of the block
     (``a`` pauses name l-1's ``a_{l-1}`` as l-1). ``theta``, ``a``, ``z`` are new lists; no
-    input array is modified.
+    input array is modified. Each layer's product :math:`\phi(\theta_l, a_{l-1})` is formed
+    once per sweep: the output block (or the z-step of layer l) and the theta-step of layer l
+    that follows it share it, since neither :math:`\theta_l` nor :math:`a_{l-1}` changes
+    between them.
     """
     K = net.n_linear
     theta, a, z = list(theta), list(state.a), list(state.z)
@@ -91,10 +93,10 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
         v = (rho * m + alpha * z[K]) / c  # rho/2||z - m||^2 + alpha/2||z - z^k||^2 = c/2||z - v||^2 + const
         z[K] = lifted.output_prox(v, y, c, loss, output_steps, z0=z[K])
     yield "z_out", K, theta, a, z
-    for l in range(K, 0, -1):  # l = K .. 1
+    for l in range(K, 0, -1):  # l = K .. 1; m = phi(theta_l, a_{l-1}), theta_l, a_{l-1} unchanged
         W, b = theta[l - 1]
         # theta_l: Eq. 44 with tau_theta = rho/alpha; delta = z^k - z^{k+1/2} in ProxProp's words
-        delta = apply_A(W, b, a[l - 1]) - z[l]
+        delta = m - z[l]
         system = choose_system(W.shape[1], a[0].shape[1], exact_system)
         with lifted.explain_failure(f"BCD theta-step of layer {l}",
                                     {**advice, "solve": advice["theta"]}, a[l - 1], W):
@@ -110,7 +112,7 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
                                      gamma)
         yield "a", l - 1, theta, a, z
         # z_{l-1}: ReLU prox of gamma/2||a - relu(z)||^2 + rho/2||z - m||^2 + alpha/2||z - z^k||^2
-        m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])
+        m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])  # also the next theta-step's product
         v = (rho * m + alpha * z[l - 1]) / c
         z[l - 1] = lifted.relu_prox(a[l - 1], v, gamma, c)
         yield "z", l - 1, theta, a, z

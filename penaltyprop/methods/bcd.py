@@ -233,19 +233,24 @@ class BCD(LiftedMethod):
         r"""F (0-d array) at the given variables; split output: the loss on :math:`a_K` plus
         :math:`\tfrac{\gamma}{2}\|a_K - z_K\|^2` in place of the loss on :math:`z_K`."""
         lifted.check_objective_args(net, theta, state, y, self.name)
-        F = lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
+        return self._measure(net, theta, state, y)[0]
+
+    def _measure(self, net, theta, state, y):
+        """``(F, act, lin)`` on checked arguments: :meth:`objective` and the residuals, from
+        one product per layer (:func:`.lifted.objective`)."""
+        F, act, lin = lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma,
+                                       self.loss, residuals=True)
         if self.output == "split":
             a_K, z_K = state.a[-1], state.z[-1]
             F = F - lifted.loss_sum(z_K, y, self.loss) + lifted.loss_sum(a_K, y, self.loss) \
                 + self.gamma / 2 * ((a_K - z_K) ** 2).sum()
-        return F
+        return F, act, lin
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         """Host floats: F, its loss term, and the residuals of both constraints per layer."""
         lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
-        act, lin = lifted.residuals(net, theta, state.a, state.z)
+        F, act, lin = self._measure(net, theta, state, y)
         out = state.a[-1] if self.output == "split" else state.z[-1]
-        return {"sweeps": state.sweeps,
-                "objective": to_float(self.objective(net, theta, state, y)),
+        return {"sweeps": state.sweeps, "objective": to_float(F),
                 "output_loss": to_float(lifted.loss_sum(out, y, self.loss)),
                 "residual_a": act, "residual_z": lin}

@@ -174,7 +174,7 @@ class ADMM(LiftedMethod):
         """The sweep as a generator over its block updates (``admm_steps`` in this module); the
         state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
         otherwise)."""
-        lifted.check_state(net, theta, state, X, y, self.name)
+        lifted.check_state(net, theta, state, X, y, self.name, multiplier=True)
         return admm_steps(net, theta, state, y, self.beta, self.gamma, self._ridge(X), self.loss,
                           self.output_steps, state.sweeps >= self.warm_start_sweeps)
 
@@ -192,7 +192,7 @@ class ADMM(LiftedMethod):
 
     def objective(self, net, theta, state, y):
         r"""The augmented Lagrangian :math:`F + \langle z_K, \lambda\rangle` (0-d array)."""
-        lifted.check_objective_args(net, theta, state, y, self.name)
+        lifted.check_objective_args(net, theta, state, y, self.name, multiplier=True)
         return self._measure(net, theta, state, y)[0]
 
     def _measure(self, net, theta, state, y):
@@ -207,7 +207,7 @@ class ADMM(LiftedMethod):
     def diagnostics(self, net, theta, state, X, y) -> dict:
         r"""Host floats: the Lagrangian, the loss term, residuals, and the multiplier's KKT
         residual :math:`\|\lambda + \nabla\ell_y(z_K)\|` (None before the first update)."""
-        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False, multiplier=True)
         xp = array_module(X)
         L, act, lin = self._measure(net, theta, state, y)
         zK = state.z[-1]

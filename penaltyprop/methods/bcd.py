@@ -210,10 +210,7 @@ class BCD(LiftedMethod):
         """The sweep as a generator over its block updates (``bcd_steps`` in this module); the
         state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
         otherwise)."""
-        lifted.check_state(net, theta, state, X, y, self.name)
-        if (len(state.a) == net.n_linear + 1) != (self.output == "split"):
-            raise ValueError(f"state must come from init_state of this method (output="
-                             f"{self.output!r})")
+        lifted.check_state(net, theta, state, X, y, self.name, output_a=self.output == "split")
         return bcd_steps(net, theta, state, y, self.rho, self.gamma, self.alpha, self.loss,
                          self.output_steps, self.exact_system, self.output)
 
@@ -232,7 +229,8 @@ class BCD(LiftedMethod):
     def objective(self, net, theta, state, y):
         r"""F (0-d array) at the given variables; split output: the loss on :math:`a_K` plus
         :math:`\tfrac{\gamma}{2}\|a_K - z_K\|^2` in place of the loss on :math:`z_K`."""
-        lifted.check_objective_args(net, theta, state, y, self.name)
+        lifted.check_objective_args(net, theta, state, y, self.name,
+                                    output_a=self.output == "split")
         return self._measure(net, theta, state, y)[0]
 
     def _measure(self, net, theta, state, y):
@@ -248,7 +246,8 @@ class BCD(LiftedMethod):
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         """Host floats: F, its loss term, and the residuals of both constraints per layer."""
-        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False,
+                           output_a=self.output == "split")
         F, act, lin = self._measure(net, theta, state, y)
         out = state.a[-1] if self.output == "split" else state.z[-1]
         return {"sweeps": state.sweeps, "objective": to_float(F),

@@ -41,7 +41,6 @@ from ..algorithms import run_sweep
 from ..checks import check_positive, check_problem
 from ..forward import forward
 from ..losses import cross_entropy_and_grad
-from ..prox import Prox
 from . import costs
 from .base import FamilyRun
 from .lifted import a_step, relu_prox
@@ -116,8 +115,7 @@ class ImplicitProxProp(ProxProp):
 
     def penalty_sweep(self, net, theta, X, y, tau):
         """:func:`implicit_sweep` with step tau."""
-        return implicit_sweep(net, theta, X, y, check_positive(tau, "tau"),
-                              Prox(**self.prox_settings))
+        return implicit_sweep(net, theta, X, y, check_positive(tau, "tau"), self.prox)
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: J at theta and :math:`(\theta^k - \theta^{k+1})/\tau` of one sweep with

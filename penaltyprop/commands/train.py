@@ -15,7 +15,6 @@ from .common import (
     blas_threads,
     data_hint,
     describe_data,
-    describe_method,
     nonneg_float,
     nonneg_int,
     path,
@@ -135,7 +134,7 @@ def run(args) -> int:
                                                    weight_decay=args.weight_decay)
     say(f"train: {model} on {describe_data(ds)}")
     steps = "full-batch sweeps" if lifted else f"{opt!r}, batch {batch_size}"
-    say(f"       {describe_method(method)}; {steps}, {epochs} {'sweeps' if lifted else 'epochs'}, "
+    say(f"       {method.describe()}; {steps}, {epochs} {'sweeps' if lifted else 'epochs'}, "
         f"seed {args.seed}, {args.dtype} on {args.backend}")
     with blas_threads(args.blas_threads):
         result = train(net, ds, opt, method, batch_size=batch_size, epochs=epochs,

@@ -168,10 +168,12 @@ def plot_text(method, tau, model, description, data_name, steps):
 
     Parameters
     ----------
-    method : the method object; tau : the step size (None for a lifted method).
-    model : the model string (``"64-100-10"``, ``"cnn"``, ...); description : the one line
-        :func:`~penaltyprop.model_spec.build_model` gave for it.
-    data_name : the data set's name; steps : the optimizer and batch, or "full-batch sweeps".
+    method : the method object.
+    tau : the step size (None for a lifted method).
+    model : the model string (``"64-100-10"``, ``"cnn"``, ...).
+    description : the one line :func:`~penaltyprop.model_spec.build_model` gave for it.
+    data_name : the data set's name.
+    steps : the optimizer and batch, or "full-batch sweeps".
     """
     label = method.label if tau is None else f"{method.label}, tau = {tau:g}"
     short = CNN_TITLES.get(model, description)

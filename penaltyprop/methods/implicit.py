@@ -59,8 +59,12 @@ def implicit_sweep(net, theta, X, y, tau, prox):
 
     Parameters
     ----------
-    net : a ReLU MLP with L-1 linear layers. theta : list of (W, b) pairs.
-    X : (n0, N). y : (N,). tau : float > 0. prox : :class:`~penaltyprop.prox.Prox`, step (c).
+    net : a ReLU MLP with L-1 linear layers.
+    theta : list of (W, b) pairs.
+    X : (n0, N).
+    y : (N,).
+    tau : float > 0.
+    prox : :class:`~penaltyprop.prox.Prox`, step (c).
     """
     L1 = net.n_linear
     a_k, z_k = forward(net, theta, X, check=False)  # Eq. 7

@@ -165,7 +165,8 @@ def relu_prox(a, v, gamma, c):
 
     Parameters
     ----------
-    a, v : arrays of one shape. gamma, c : floats > 0.
+    a, v : arrays of one shape.
+    gamma, c : floats > 0.
     """
     xp = array_module(a, v)
     z_pos = xp.maximum((gamma * a + c * v) / (gamma + c), 0)  # argmin over z >= 0
@@ -186,7 +187,10 @@ def a_step(theta_next, z_next, t, rho, gamma):
 
     Parameters
     ----------
-    theta_next : (W, b), W (n_out, n_in). z_next : (n_out, N). t : (n_in, N). rho, gamma > 0.
+    theta_next : (W, b), W (n_out, n_in).
+    z_next : (n_out, N).
+    t : (n_in, N).
+    rho, gamma : floats > 0.
     """
     xp = array_module(z_next)
     W, b = theta_next

@@ -7,7 +7,7 @@ from ..fsutil import check_output_files, check_writable_dir
 from ..methods import METHODS
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
-from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from ..train import CHECKPOINT, DTYPES, HISTORY, format_epoch, train
 from .common import (
     add_download_flag,
     add_progress_flag,
@@ -95,7 +95,7 @@ def add(subparsers):
                    help="number of epochs, in total when resuming (default 50; 30 for digits)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    g.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="floating type of data and parameters (default float32)")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                    help="numpy (CPU, default) or cupy (NVIDIA GPU)")

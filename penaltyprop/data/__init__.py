@@ -12,8 +12,8 @@ into :func:`cache_dir`, with checksums, or load from a folder that already holds
 
 Modules: ``base`` (Dataset, split rule, batch_last), ``fetch`` (download, safe extraction),
 and one module per data set (``digits``, ``cifar10``, ``mnist``) that parses its format;
-``mnist_csv`` reads part of MNIST from a CSV file (:func:`~.mnist_csv.load_mnist_csv`, not a
-name of :func:`load_dataset`).
+``mnist_csv`` reads part of MNIST from a CSV file with its own ``load_mnist_csv``
+(:func:`load_dataset` does not name it).
 """
 from __future__ import annotations
 

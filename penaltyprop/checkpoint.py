@@ -30,13 +30,13 @@ from pathlib import Path
 
 from .backend import host_rng, set_rng_state, to_device, to_host
 from .backend import numpy as np
+from .checks import FLOAT_DTYPES
 from .fsutil import atomic_writer, remove_stale, temporaries, why
 from .optim import OptState
 from .version import package_record
 
 FORMAT = 1
 ZIP_MAGIC = b"PK\x03\x04"  # every .npz file is a zip archive
-FLOAT_DTYPES = ("float32", "float64")
 
 
 class CheckpointError(ValueError):

@@ -60,7 +60,9 @@ def evaluate(net, theta, X, y, chunk=5000):
 
     Parameters
     ----------
-    X : (n0, N) or (C, H, W, N) array; y : (N,) labels. Not checked (the loop checked them).
+    X : (n0, N) or (C, H, W, N) array
+        Not checked (the loop checked it and y).
+    y : (N,) labels.
     chunk : int, columns per forward pass (bounds the memory of the activations).
 
     Returns

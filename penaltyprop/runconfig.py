@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from .backend import get_backend, set_rng_state, to_device
 from .checkpoint import CheckpointError, load_checkpoint
-from .checks import check_dtype, check_int, check_labels, check_theta, check_X
+from .checks import FLOAT_DTYPES, check_dtype, check_int, check_labels, check_theta, check_X
 from .data import batch_last, fingerprint, same_data
 from .history import check_history, new_history
 from .methods import Method
 from .optim import OptState
 
-DTYPES = ("float32", "float64")
+DTYPES = FLOAT_DTYPES  # the dtypes a run computes in
 CHECKPOINT = "checkpoint.npz"
 #: the minibatch size of an oracle method when none is given (the paper's; all samples when
 #: the training set is smaller)

@@ -63,7 +63,8 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
     ----------
     net : Network with L-1 linear layers.
     theta : list of L-1 (W, b) pairs (not modified).
-    X : (n0, N) inputs (for a CNN (C, H, W, N)). y : (N,) int labels.
+    X : (n0, N) inputs (for a CNN (C, H, W, N)).
+    y : (N,) int labels.
     tau : float > 0.
     rho, gamma : float > 0 or None (= 1/tau): the penalty weights of Algorithm 1.
         Algorithm 2 always uses 1/tau; giving them with ``algorithm="proxprop"`` is an error.

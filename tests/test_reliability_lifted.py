@@ -101,6 +101,31 @@ def test_another_network_or_nan_in_theta_is_named(method):
         method.sweep(net, theta, (state.a, state.z), X, y)
 
 
+def test_a_state_of_another_method_or_output_setting_is_refused_at_every_entry_point():
+    """BCD's split output keeps a_K beside z_K, ADMM a multiplier: a state of one form was
+    swept or evaluated by a method of another (a raw broadcast error from the split objective
+    on a merged state; silently ignored a_K or lam otherwise)."""
+    net, theta, X, y = _problem(0)
+    merged, split, admm = pp.BCD(), pp.BCD(output="split"), pp.ADMM(warm_start_sweeps=0)
+    states = {"merged": merged.init_state(net, theta, X, y),
+              "split": split.init_state(net, theta, X, y)}
+    _, states["admm"] = admm.sweep(net, theta, admm.init_state(net, theta, X, y), X, y)
+    assert states["admm"].lam is not None
+    wrong = [(split, "merged", r"3 activations a, where method 'bcd' keeps 4"),
+             (merged, "split", r"4 activations a, where method 'bcd' keeps 3"),
+             (admm, "split", r"4 activations a, where method 'admm' keeps 3"),
+             (merged, "admm", r"a multiplier lam, which method 'bcd' does not have"),
+             (split, "admm", r"activations a, where method 'bcd' keeps 4")]
+    for method, form, match in wrong:
+        for entry in ("sweep", "steps", "diagnostics"):
+            with pytest.raises(ValueError, match=match + r".*another method's init_state"):
+                getattr(method, entry)(net, theta, states[form], X, y)
+        with pytest.raises(ValueError, match=match + r".*another method's init_state"):
+            method.objective(net, theta, states[form], y)
+    for method, form in ((merged, "merged"), (split, "split"), (admm, "admm"), (admm, "merged")):
+        method.diagnostics(net, theta, states[form], X, y)  # its own form (ADMM: lam or none)
+
+
 def test_a_state_built_by_hand_may_be_evaluated_but_not_swept():
     """LiftedState(a, z) (as a notebook builds it between block updates) holds no labels."""
     net, theta, X, y = _problem(0)

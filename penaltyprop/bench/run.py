@@ -6,6 +6,7 @@ import time
 
 from ..backend import get_backend, host_rng, to_device
 from ..backend.instruments import peak_memory
+from ..checks import FLOAT_DTYPES, check_choice, check_int
 from ..forward import forward
 from ..memory import check_memory, run_bytes
 from ..model_spec import PAPER_MLP, build_model, parse_model
@@ -16,7 +17,7 @@ from .load import check_load, competing_load
 from .modes import CG_ITERATIONS, MODES, TAU_THETA, make_modes, modes_of
 from .timing import gemm_tasks, interleaved, load_average, machine_info, maxrss_bytes, peak_of
 
-DTYPES = ("float32", "float64")
+DTYPES = FLOAT_DTYPES
 #: Images per epoch in the paper's CIFAR-10 training split (45,000 / 5,000 train / validation).
 EPOCH_IMAGES = 45000
 
@@ -49,11 +50,9 @@ def layer_shapes(net, theta, X):
 
 
 def _check(batch_size, repetitions, dtype):
-    for name, v in (("batch_size", batch_size), ("repetitions", repetitions)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_int(repetitions, "repetitions", 1)
+    check_choice(dtype, "dtype", DTYPES)
 
 
 def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",

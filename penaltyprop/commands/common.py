@@ -1,6 +1,6 @@
 """What the commands share: argparse types, the ``--progress``, ``--blas-threads`` and
-``--download`` flags, printing beside a progress bar, and one-line descriptions of data and
-methods."""
+``--download`` flags, printing beside a progress bar, and a one-line description of a data
+set."""
 from __future__ import annotations
 
 import argparse
@@ -96,10 +96,3 @@ def say(line=""):
 def describe_data(ds) -> str:
     return (f"{ds.name} ({len(ds.y_train)} train / {len(ds.y_val)} val / {len(ds.y_test)} "
             f"test samples)")
-
-
-def describe_method(method) -> str:
-    """``"ProxProp (cg3): tau_theta=1, solver=cg, ..."``: the label and every setting given."""
-    params = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-              for k, v in method.get_params().items() if v is not None]
-    return method.label + (f": {', '.join(params)}" if params else "")

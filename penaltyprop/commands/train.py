@@ -4,9 +4,10 @@ from __future__ import annotations
 from .. import optim
 from ..data import DATASETS, MissingDataError, load_dataset
 from ..fsutil import check_output_files, check_writable_dir
+from ..methods import METHODS
 from ..model_spec import build_model
 from ..nonlinearities import ACTIVATIONS
-from ..train import CHECKPOINT, HISTORY, format_epoch, train
+from ..train import CHECKPOINT, DTYPES, HISTORY, format_epoch, train
 from .common import (
     add_download_flag,
     add_progress_flag,
@@ -14,7 +15,6 @@ from .common import (
     blas_threads,
     data_hint,
     describe_data,
-    describe_method,
     nonneg_float,
     nonneg_int,
     path,
@@ -33,22 +33,30 @@ DEFAULT_EPOCHS = {"digits": 30, "mnist": 50, "cifar10": 50}  # the paper: 50
 CNN_TITLES = {"cnn": "CNN (Section 5.3)", "cnn-authors": "CNN (the authors' code)"}
 #: the plot ``--out`` gets beside the run's history and checkpoint
 PLOT = "training.png"
-#: the step size tau (the optimizer's learning rate) per method, as the paper sets it for
-#: SGD with momentum (Section 5.1); with Adam it is ADAM_TAU (Section 5.3) for every method
+#: tau with ``--optimizer adam`` for a method whose own optimizer is another (Section 5.3);
+#: a method's own optimizer and tau are its ``default_optimizer`` and ``default_tau``
 ADAM_TAU = 1e-3
+
+
+def method_defaults() -> str:
+    """``"backprop: nesterov, tau 0.05; ..."``: each registered oracle method's own optimizer
+    and step size tau, as the method declares them (``default_optimizer``, ``default_tau``)."""
+    return "; ".join(f"{name}: {cls.default_optimizer}, tau {cls.default_tau:g}"
+                     for name, cls in METHODS.items()
+                     if cls.kind == "oracle" and cls.default_tau is not None)
 
 
 def add(subparsers):
     p = subparsers.add_parser(
         "train", help="one training run, every setting on a flag",
-        description="Train an MLP (or the CNN) with the directions of a training method "
-                    "(BackProp, ProxProp) and a first-order optimizer; print one line per "
-                    "epoch and a summary. With --out, write history.json, training.png and "
-                    "checkpoint.npz there after every epoch (--resume continues from it). "
-                    "Defaults follow the paper: Nesterov momentum 0.95, minibatches of 500, "
-                    "tau = 0.05 for BackProp and tau = 1 for ProxProp (Section 5.1), tau = "
-                    "1e-3 with Adam (Section 5.3); altmin trains with Adam at its source's "
-                    "rate 0.008 by default. A method's own settings take its defaults.")
+        description="Train an MLP (or the CNN) with a training method: an oracle method's "
+                    "directions and a first-order optimizer, or a lifted method's full-batch "
+                    "sweeps; print one line per epoch and a summary. With --out, write "
+                    "history.json, training.png and checkpoint.npz there after every epoch "
+                    "(--resume continues from it). Defaults follow the paper: Nesterov "
+                    "momentum 0.95, minibatches of 500, and each method's own optimizer and "
+                    f"step size tau ({method_defaults()}); tau = {ADAM_TAU:g} with Adam "
+                    "(Section 5.3) for the others. A method's own settings take its defaults.")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits (shipped, default), cifar10 (the paper's) or mnist")
@@ -71,7 +79,8 @@ def add(subparsers):
     g = p.add_argument_group("optimizer")
     g.add_argument("--tau", type=positive_float,
                    help="step size tau = the optimizer's learning rate (default: the method's "
-                        "own with its optimizer, see --method NAME --help; else 1e-3 with adam)")
+                        f"own with its optimizer, see --method NAME --help; else {ADAM_TAU:g} "
+                        "with adam)")
     g.add_argument("--optimizer", choices=optim.OPTIMIZERS,
                    help="sgd, nesterov (SGD with Nesterov momentum) or adam (default: the "
                         "method's own, see --method NAME --help; oracle methods only: a "
@@ -86,7 +95,7 @@ def add(subparsers):
                    help="number of epochs, in total when resuming (default 50; 30 for digits)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    g.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="floating type of data and parameters (default float32)")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                    help="numpy (CPU, default) or cupy (NVIDIA GPU)")
@@ -125,7 +134,7 @@ def run(args) -> int:
                                                    weight_decay=args.weight_decay)
     say(f"train: {model} on {describe_data(ds)}")
     steps = "full-batch sweeps" if lifted else f"{opt!r}, batch {batch_size}"
-    say(f"       {describe_method(method)}; {steps}, {epochs} {'sweeps' if lifted else 'epochs'}, "
+    say(f"       {method.describe()}; {steps}, {epochs} {'sweeps' if lifted else 'epochs'}, "
         f"seed {args.seed}, {args.dtype} on {args.backend}")
     with blas_threads(args.blas_threads):
         result = train(net, ds, opt, method, batch_size=batch_size, epochs=epochs,
@@ -159,10 +168,12 @@ def plot_text(method, tau, model, description, data_name, steps):
 
     Parameters
     ----------
-    method : the method object; tau : the step size (None for a lifted method).
-    model : the model string (``"64-100-10"``, ``"cnn"``, ...); description : the one line
-        :func:`~penaltyprop.model_spec.build_model` gave for it.
-    data_name : the data set's name; steps : the optimizer and batch, or "full-batch sweeps".
+    method : the method object.
+    tau : the step size (None for a lifted method).
+    model : the model string (``"64-100-10"``, ``"cnn"``, ...).
+    description : the one line :func:`~penaltyprop.model_spec.build_model` gave for it.
+    data_name : the data set's name.
+    steps : the optimizer and batch, or "full-batch sweeps".
     """
     label = method.label if tau is None else f"{method.label}, tau = {tau:g}"
     short = CNN_TITLES.get(model, description)

@@ -11,7 +11,9 @@ into :func:`cache_dir`, with checksums, or load from a folder that already holds
 :func:`fingerprint` gives a data set's identity for checkpoints (sizes and a hash of all of it).
 
 Modules: ``base`` (Dataset, split rule, batch_last), ``fetch`` (download, safe extraction),
-and one module per data set (``digits``, ``cifar10``, ``mnist``) that parses its format.
+and one module per data set (``digits``, ``cifar10``, ``mnist``) that parses its format;
+``mnist_csv`` reads part of MNIST from a CSV file with its own ``load_mnist_csv``
+(:func:`load_dataset` does not name it).
 """
 from __future__ import annotations
 

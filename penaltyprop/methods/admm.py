@@ -174,7 +174,7 @@ class ADMM(LiftedMethod):
         """The sweep as a generator over its block updates (``admm_steps`` in this module); the
         state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
         otherwise)."""
-        lifted.check_state(net, theta, state, X, y, self.name)
+        lifted.check_state(net, theta, state, X, y, self.name, multiplier=True)
         return admm_steps(net, theta, state, y, self.beta, self.gamma, self._ridge(X), self.loss,
                           self.output_steps, state.sweeps >= self.warm_start_sweeps)
 
@@ -192,21 +192,28 @@ class ADMM(LiftedMethod):
 
     def objective(self, net, theta, state, y):
         r"""The augmented Lagrangian :math:`F + \langle z_K, \lambda\rangle` (0-d array)."""
-        lifted.check_objective_args(net, theta, state, y, self.name)
-        L = lifted.objective(net, theta, state.a, state.z, y, self.beta, self.gamma, self.loss)
-        return L if state.lam is None else L + (state.z[-1] * state.lam).sum(dtype="float64")
+        lifted.check_objective_args(net, theta, state, y, self.name, multiplier=True)
+        return self._measure(net, theta, state, y)[0]
+
+    def _measure(self, net, theta, state, y):
+        """``(L, act, lin)`` on checked arguments: :meth:`objective` and the residuals, from
+        one product per layer (:func:`.lifted.objective`)."""
+        L, act, lin = lifted.objective(net, theta, state.a, state.z, y, self.beta, self.gamma,
+                                       self.loss, residuals=True)
+        if state.lam is not None:
+            L = L + (state.z[-1] * state.lam).sum(dtype="float64")
+        return L, act, lin
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         r"""Host floats: the Lagrangian, the loss term, residuals, and the multiplier's KKT
         residual :math:`\|\lambda + \nabla\ell_y(z_K)\|` (None before the first update)."""
-        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False, multiplier=True)
         xp = array_module(X)
-        act, lin = lifted.residuals(net, theta, state.a, state.z)
+        L, act, lin = self._measure(net, theta, state, y)
         zK = state.z[-1]
         kkt = None if state.lam is None else \
             to_float(xp.linalg.norm(state.lam + lifted.loss_sum_grad(zK, y, self.loss)))
-        return {"sweeps": state.sweeps,
-                "objective": to_float(self.objective(net, theta, state, y)),
+        return {"sweeps": state.sweeps, "objective": to_float(L),
                 "output_loss": to_float(lifted.loss_sum(zK, y, self.loss)),
                 "multiplier_norm": 0.0 if state.lam is None else to_float(xp.linalg.norm(state.lam)),
                 "kkt_residual": kkt, "residual_a": act, "residual_z": lin}

@@ -116,9 +116,11 @@ class Method:
         return {"method": self.name, **self.get_params()}
 
     def describe(self) -> str:
-        """One line: the label and the settings."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
-        return f"{self.label}" + (f" ({params})" if params else "")
+        """One line: the label and every setting given, e.g. ``"ProxProp (cg3): tau_theta=1,
+        solver=cg, cg_iterations=3, cg_variant=textbook, cg_space=auto"``."""
+        params = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                  for k, v in self.get_params().items() if v is not None]
+        return self.label + (f": {', '.join(params)}" if params else "")
 
     def check_net(self, net):
         """Raise ValueError (naming the layer) unless the method can train ``net``

@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from ..backend import to_float
 from ..checks import check_choice, check_int, check_positive
 from ..prox import choose_system, prox_exact
-from ..transfer import apply_A
 from . import costs, lifted
 from .base import LiftedMethod
 from .networks import RELU_MLP
@@ -74,7 +73,10 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
     Yields ``(block, l, theta, a, z)`` with block in ``"a_out"`` (split output only),
     ``"z_out"``, ``"theta"``, ``"a"``, ``"z"`` and l the paper's layer index of the block
     (``a`` pauses name l-1's ``a_{l-1}`` as l-1). ``theta``, ``a``, ``z`` are new lists; no
-    input array is modified.
+    input array is modified. Each layer's product :math:`\phi(\theta_l, a_{l-1})` is formed
+    once per sweep: the output block (or the z-step of layer l) and the theta-step of layer l
+    that follows it share it, since neither :math:`\theta_l` nor :math:`a_{l-1}` changes
+    between them.
     """
     K = net.n_linear
     theta, a, z = list(theta), list(state.a), list(state.z)
@@ -91,10 +93,10 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
         v = (rho * m + alpha * z[K]) / c  # rho/2||z - m||^2 + alpha/2||z - z^k||^2 = c/2||z - v||^2 + const
         z[K] = lifted.output_prox(v, y, c, loss, output_steps, z0=z[K])
     yield "z_out", K, theta, a, z
-    for l in range(K, 0, -1):  # l = K .. 1
+    for l in range(K, 0, -1):  # l = K .. 1; m = phi(theta_l, a_{l-1}), theta_l, a_{l-1} unchanged
         W, b = theta[l - 1]
         # theta_l: Eq. 44 with tau_theta = rho/alpha; delta = z^k - z^{k+1/2} in ProxProp's words
-        delta = apply_A(W, b, a[l - 1]) - z[l]
+        delta = m - z[l]
         system = choose_system(W.shape[1], a[0].shape[1], exact_system)
         with lifted.explain_failure(f"BCD theta-step of layer {l}",
                                     {**advice, "solve": advice["theta"]}, a[l - 1], W):
@@ -110,7 +112,7 @@ def bcd_steps(net, theta, state, y, rho, gamma, alpha, loss, output_steps, exact
                                      gamma)
         yield "a", l - 1, theta, a, z
         # z_{l-1}: ReLU prox of gamma/2||a - relu(z)||^2 + rho/2||z - m||^2 + alpha/2||z - z^k||^2
-        m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])
+        m = net.blocks[l - 2].phi(theta[l - 2], a[l - 2])  # also the next theta-step's product
         v = (rho * m + alpha * z[l - 1]) / c
         z[l - 1] = lifted.relu_prox(a[l - 1], v, gamma, c)
         yield "z", l - 1, theta, a, z
@@ -208,10 +210,7 @@ class BCD(LiftedMethod):
         """The sweep as a generator over its block updates (``bcd_steps`` in this module); the
         state must be the one ``init_state`` (or a sweep) made for these X, y (ValueError
         otherwise)."""
-        lifted.check_state(net, theta, state, X, y, self.name)
-        if (len(state.a) == net.n_linear + 1) != (self.output == "split"):
-            raise ValueError(f"state must come from init_state of this method (output="
-                             f"{self.output!r})")
+        lifted.check_state(net, theta, state, X, y, self.name, output_a=self.output == "split")
         return bcd_steps(net, theta, state, y, self.rho, self.gamma, self.alpha, self.loss,
                          self.output_steps, self.exact_system, self.output)
 
@@ -230,20 +229,27 @@ class BCD(LiftedMethod):
     def objective(self, net, theta, state, y):
         r"""F (0-d array) at the given variables; split output: the loss on :math:`a_K` plus
         :math:`\tfrac{\gamma}{2}\|a_K - z_K\|^2` in place of the loss on :math:`z_K`."""
-        lifted.check_objective_args(net, theta, state, y, self.name)
-        F = lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma, self.loss)
+        lifted.check_objective_args(net, theta, state, y, self.name,
+                                    output_a=self.output == "split")
+        return self._measure(net, theta, state, y)[0]
+
+    def _measure(self, net, theta, state, y):
+        """``(F, act, lin)`` on checked arguments: :meth:`objective` and the residuals, from
+        one product per layer (:func:`.lifted.objective`)."""
+        F, act, lin = lifted.objective(net, theta, state.a, state.z, y, self.rho, self.gamma,
+                                       self.loss, residuals=True)
         if self.output == "split":
             a_K, z_K = state.a[-1], state.z[-1]
             F = F - lifted.loss_sum(z_K, y, self.loss) + lifted.loss_sum(a_K, y, self.loss) \
                 + self.gamma / 2 * ((a_K - z_K) ** 2).sum()
-        return F
+        return F, act, lin
 
     def diagnostics(self, net, theta, state, X, y) -> dict:
         """Host floats: F, its loss term, and the residuals of both constraints per layer."""
-        lifted.check_state(net, theta, state, X, y, self.name, sweep=False)
-        act, lin = lifted.residuals(net, theta, state.a, state.z)
+        lifted.check_state(net, theta, state, X, y, self.name, sweep=False,
+                           output_a=self.output == "split")
+        F, act, lin = self._measure(net, theta, state, y)
         out = state.a[-1] if self.output == "split" else state.z[-1]
-        return {"sweeps": state.sweeps,
-                "objective": to_float(self.objective(net, theta, state, y)),
+        return {"sweeps": state.sweeps, "objective": to_float(F),
                 "output_loss": to_float(lifted.loss_sum(out, y, self.loss)),
                 "residual_a": act, "residual_z": lin}

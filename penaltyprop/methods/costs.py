@@ -13,10 +13,9 @@ adds (``OracleMethod.extra_flops``) or, for a lifted method, what one full-batch
 with K = N, the samples it sweeps over (``LiftedMethod.sweep_flops``). The functions here are
 the counts of the package's methods and the pieces a new method's count is made of.
 
-The lifted methods' counts are their *floors*: each distinct product once. Where a sweep as
-written computes a product twice (BCD forms :math:`W_l a_{l-1}` for its z-step and again for
-the next theta-step's :math:`\delta`), the second one is not counted, so that the bench shows
-what it costs.
+The lifted methods' counts are their *floors*: each distinct product once (BCD's sweep
+forms each :math:`W_l a_{l-1}` once, for its z-step or output block and the theta-step after
+it).
 """
 from __future__ import annotations
 

@@ -41,7 +41,6 @@ from ..algorithms import run_sweep
 from ..checks import check_positive, check_problem
 from ..forward import forward
 from ..losses import cross_entropy_and_grad
-from ..prox import Prox
 from . import costs
 from .base import FamilyRun
 from .lifted import a_step, relu_prox
@@ -60,8 +59,12 @@ def implicit_sweep(net, theta, X, y, tau, prox):
 
     Parameters
     ----------
-    net : a ReLU MLP with L-1 linear layers. theta : list of (W, b) pairs.
-    X : (n0, N). y : (N,). tau : float > 0. prox : :class:`~penaltyprop.prox.Prox`, step (c).
+    net : a ReLU MLP with L-1 linear layers.
+    theta : list of (W, b) pairs.
+    X : (n0, N).
+    y : (N,).
+    tau : float > 0.
+    prox : :class:`~penaltyprop.prox.Prox`, step (c).
     """
     L1 = net.n_linear
     a_k, z_k = forward(net, theta, X, check=False)  # Eq. 7
@@ -116,8 +119,7 @@ class ImplicitProxProp(ProxProp):
 
     def penalty_sweep(self, net, theta, X, y, tau):
         """:func:`implicit_sweep` with step tau."""
-        return implicit_sweep(net, theta, X, y, check_positive(tau, "tau"),
-                              Prox(**self.prox_settings))
+        return implicit_sweep(net, theta, X, y, check_positive(tau, "tau"), self.prox)
 
     def direction(self, net, theta, X, y, check=True):
         r"""``(J, d)``: J at theta and :math:`(\theta^k - \theta^{k+1})/\tau` of one sweep with

@@ -78,30 +78,30 @@ def one_hot(y, like):
     return Y
 
 
-def objective(net, theta, a, z, y, rho, gamma, loss):
+def objective(net, theta, a, z, y, rho, gamma, loss, residuals=False):
     r"""F of the module docstring (0-d float64 array): loss on :math:`z_K`, plus both penalties.
 
     The sums are accumulated in float64, so that a large weight (rho = 1e30 with float32
-    variables) gives F's value, not an overflow."""
-    K = net.n_linear
-    F = loss_sum(z[K], y, loss).astype("float64")
-    for l in range(1, K + 1):
-        blk = net.blocks[l - 1]
-        F = F + rho / 2 * ((z[l] - blk.phi(theta[l - 1], a[l - 1])) ** 2).sum(dtype="float64")
-        if l < K:
-            F = F + gamma / 2 * ((a[l] - blk.sigma(z[l])) ** 2).sum(dtype="float64")
-    return F
-
-
-def residuals(net, theta, a, z):
-    r"""Host floats: :math:`\|a_l - \sigma(z_l)\|` (l = 1..K-1) and :math:`\|z_l - \phi(\theta_l, a_{l-1})\|`
-    (l = 1..K), Frobenius norms, as two lists."""
+    variables) gives F's value, not an overflow. With ``residuals=True``, ``(F, act, lin)``:
+    also the constraint residuals from the same products (each :math:`\phi(\theta_l, a_{l-1})`
+    formed once), host floats: ``act`` = :math:`\|a_l - \sigma(z_l)\|` (l = 1..K-1) and ``lin``
+    = :math:`\|z_l - \phi(\theta_l, a_{l-1})\|` (l = 1..K), Frobenius norms."""
     xp = array_module(a[0])
     K = net.n_linear
-    act = [to_float(xp.linalg.norm(a[l] - net.blocks[l - 1].sigma(z[l]))) for l in range(1, K)]
-    lin = [to_float(xp.linalg.norm(z[l] - net.blocks[l - 1].phi(theta[l - 1], a[l - 1])))
-           for l in range(1, K + 1)]
-    return act, lin
+    F = loss_sum(z[K], y, loss).astype("float64")
+    act, lin = [], []
+    for l in range(1, K + 1):
+        blk = net.blocks[l - 1]
+        gap = z[l] - blk.phi(theta[l - 1], a[l - 1])  # (n_l, N)
+        F = F + rho / 2 * (gap ** 2).sum(dtype="float64")
+        if residuals:
+            lin.append(to_float(xp.linalg.norm(gap)))
+        if l < K:
+            gap = a[l] - blk.sigma(z[l])
+            F = F + gamma / 2 * (gap ** 2).sum(dtype="float64")
+            if residuals:
+                act.append(to_float(xp.linalg.norm(gap)))
+    return (F, act, lin) if residuals else F
 
 
 # --------------------------------------------------------------------------- block solvers
@@ -165,7 +165,8 @@ def relu_prox(a, v, gamma, c):
 
     Parameters
     ----------
-    a, v : arrays of one shape. gamma, c : floats > 0.
+    a, v : arrays of one shape.
+    gamma, c : floats > 0.
     """
     xp = array_module(a, v)
     z_pos = xp.maximum((gamma * a + c * v) / (gamma + c), 0)  # argmin over z >= 0
@@ -186,7 +187,10 @@ def a_step(theta_next, z_next, t, rho, gamma):
 
     Parameters
     ----------
-    theta_next : (W, b), W (n_out, n_in). z_next : (n_out, N). t : (n_in, N). rho, gamma > 0.
+    theta_next : (W, b), W (n_out, n_in).
+    z_next : (n_out, N).
+    t : (n_in, N).
+    rho, gamma : floats > 0.
     """
     xp = array_module(z_next)
     W, b = theta_next

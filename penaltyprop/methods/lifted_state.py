@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from ..backend import array_module
 from ..checks import check_problem
 from ..forward import forward
-from ..nonlinearities import ReLU
-from ..transfer import Linear
+from .networks import RELU_MLP
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,10 @@ def last(steps, default=None):
 
 
 def check_lifted_net(net, method):
-    """Raise ValueError unless ``net`` is an MLP of Linear layers with ReLU between them."""
-    for l, blk in enumerate(net.blocks, start=1):
-        if not isinstance(blk.phi, Linear):
-            raise ValueError(f"method {method!r} needs fully connected layers (its a-step solves "
-                             f"with W^T W); layer {l} is {blk.phi!r}")
-        if l < net.n_linear and not isinstance(blk.sigma, ReLU):
-            raise ValueError(f"method {method!r} needs relu between the layers (its z-step is "
-                             f"the ReLU prox in closed form); layer {l} has {blk.sigma!r}")
+    """Raise ValueError unless ``net`` is an MLP of Linear layers with ReLU between them (the
+    a-step solves with :math:`W^\top W`, the z-step is the ReLU prox): :data:`.RELU_MLP`,
+    what the lifted methods declare as their ``networks``, checked as ``check_net`` does."""
+    RELU_MLP.check(net, method)
 
 
 def init_state(net, theta, X, y, method):
@@ -73,22 +68,23 @@ def init_state(net, theta, X, y, method):
     return LiftedState(list(a), list(z), y=y.copy())
 
 
-def check_state(net, theta, state, X, y, method, sweep=True):
+def check_state(net, theta, state, X, y, method, sweep=True, output_a=False, multiplier=False):
     """Check one call of a lifted method's ``sweep``, ``steps`` or ``diagnostics``.
 
     The network, theta, X and y as every public function checks them (labels: their
     length, integer type and range; theta: finite), then the state: a :class:`LiftedState`
-    whose arrays fit this network and these N samples, made by ``init_state`` for these
-    very X and y (the same arrays, or equal ones). A state built by hand holds no labels:
-    it may be evaluated (``sweep=False``: diagnostics, objective), not swept. Raises
-    ValueError naming what differs and what to do.
+    of this method's form (``output_a``, ``multiplier``: :func:`check_state_shapes`) whose
+    arrays fit this network and these N samples, made by ``init_state`` for these very X
+    and y (the same arrays, or equal ones). A state built by hand holds no labels: it may be
+    evaluated (``sweep=False``: diagnostics, objective), not swept. Raises ValueError naming
+    what differs and what to do.
     """
     if not isinstance(state, LiftedState):
         raise ValueError(f"state must be the LiftedState that method.init_state(net, theta, "
                          f"X, y) made, got {type(state).__name__}")
     check_lifted_net(net, method)
     check_problem(net, theta, X, y)
-    check_state_shapes(net, state, X, method)
+    check_state_shapes(net, state, X, method, output_a, multiplier)
     xp = array_module(X)
     if state.y is None and sweep:
         raise ValueError("state holds no labels (it was not made by init_state): make it with "
@@ -102,7 +98,7 @@ def check_state(net, theta, state, X, y, method, sweep=True):
                              f"call method.init_state(net, theta, X, y) for these X, y")
 
 
-def check_objective_args(net, theta, state, y, method):
+def check_objective_args(net, theta, state, y, method, output_a=False, multiplier=False):
     """:func:`check_state` for ``objective(net, theta, state, y)``, which takes X from the state
     (``a[0]``); a state built by hand, ``LiftedState(a, z)``, holds no labels to compare."""
     if not isinstance(state, LiftedState):
@@ -110,21 +106,36 @@ def check_objective_args(net, theta, state, y, method):
     if not (isinstance(state.a, (list, tuple)) and state.a):
         raise ValueError("state.a must be the list of activations a[0] = X, a[1], ...; make the "
                          "state with method.init_state(net, theta, X, y)")
-    check_state(net, theta, state, state.a[0], y, method, sweep=False)
+    check_state(net, theta, state, state.a[0], y, method, sweep=False, output_a=output_a,
+                multiplier=multiplier)
 
 
-def check_state_shapes(net, state, X, method):
-    """Raise ValueError unless the state's a, z (and multiplier) fit ``net`` and X's N samples,
-    with X's dtype and backend. ``a`` has K entries a_0 .. a_{K-1}, or K + 1 when a method
-    keeps an output variable a_K beside z_K (BCD's split output)."""
+def check_state_shapes(net, state, X, method, output_a=False, multiplier=False):
+    """Raise ValueError unless the state has the method's form and its a, z (and multiplier)
+    fit ``net`` and X's N samples, with X's dtype and backend.
+
+    ``a`` has K entries a_0 .. a_{K-1}, or K + 1 when the method keeps an output variable
+    a_K beside z_K (``output_a``: BCD's split output); ``lam`` is None unless the method has
+    a multiplier (``multiplier``: ADMM). A state of another form was made by another method
+    (or setting) and is refused, not swept or evaluated as if it were this one's.
+    """
     K, N = net.n_linear, X.shape[-1]
     xp = array_module(X)
+    n_a = K + 1 if output_a else K
     if not (isinstance(state.a, (list, tuple)) and isinstance(state.z, (list, tuple))
             and len(state.a) in (K, K + 1) and len(state.z) == K + 1):
         raise ValueError(f"state does not fit this network of {K} layers (a has "
-                         f"{len(state.a)} entries, z {len(state.z)}; expected {K} and {K + 1}): "
+                         f"{len(state.a)} entries, z {len(state.z)}; expected {n_a} and {K + 1}): "
                          f"it belongs to another network; make a new state with "
                          f"method.init_state(net, theta, X, y)")
+    if len(state.a) != n_a or (state.lam is not None and not multiplier):
+        kept = f"a multiplier lam, which method {method!r} does not have" \
+            if len(state.a) == n_a else \
+            f"{len(state.a)} activations a, where method {method!r} keeps {n_a} (a_K beside " \
+            f"z_K is BCD's output='split')"
+        raise ValueError(f"state holds {kept}: it was made by another method's init_state (or "
+                         f"with another output setting); make it with method.init_state(net, "
+                         f"theta, X, y)")
     want = [("a[0]", state.a[0], tuple(X.shape))]  # X itself
     want += [(f"a[{l}]", state.a[l], (net.blocks[l - 1].phi.n_out, N))
              for l in range(1, len(state.a))]
@@ -169,5 +180,5 @@ def state_from_arrays(net, arrays, sweeps, X, y, method) -> LiftedState:
     state = LiftedState([X] + [arrays[f"a{l}"] for l in range(1, n_a)],
                         [None] + [arrays[f"z{l}"] for l in range(1, K + 1)],
                         arrays.get("lam"), sweeps, y.copy())
-    check_state_shapes(net, state, X, method)
+    check_state_shapes(net, state, X, method, output_a=n_a > K, multiplier="lam" in arrays)
     return state

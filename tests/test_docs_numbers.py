@@ -96,3 +96,11 @@ def test_an_unknown_table_is_named(tmp_path):
     (tmp_path / "page.md").write_text("<!-- generated: no-such-table -->\n<!-- end generated -->")
     with pytest.raises(ValueError, match="unknown table 'no-such-table'"):
         docnumbers.check(tmp_path, ("page.md",))
+
+
+def test_finished_names_the_runs_a_results_file_holds_and_those_it_lacks(tmp_path):
+    (tmp_path / "f.json").write_text('{"runs": {"backprop": {}, "cg3": {}}}')
+    results = Results(tmp_path)
+    assert evaluate("finished f backprop cg3", results) == "all"
+    assert evaluate("finished f backprop cg3 cg10", results) == "BackProp, cg3; not yet cg10"
+    assert evaluate("finished f exact cg10", results) == "none; not yet exact, cg10"

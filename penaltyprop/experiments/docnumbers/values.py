@@ -139,6 +139,18 @@ def order(results, stem, field, epoch, *keys):
     return " < ".join(LABELS.get(k, k) for k in sorted(keys, key=values.get))
 
 
+@value("finished")
+def finished(results, stem, *keys):
+    """Which of the runs ``keys`` a results file holds yet: ``all`` when every one, else
+    ``BackProp; not yet cg3, cg10`` (a run is stored when it has finished all its epochs)."""
+    runs = results[stem]["runs"]
+    done = [LABELS.get(k, k) for k in keys if k in runs]
+    missing = [LABELS.get(k, k) for k in keys if k not in runs]
+    if not missing:
+        return "all"
+    return f"{', '.join(done) or 'none'}; not yet {', '.join(missing)}"
+
+
 @value("below_from")
 def below_from(results, stem, key, other, field="train_loss"):
     """The first epoch from which run ``key``'s field stays below run ``other``'s."""

@@ -80,7 +80,8 @@ templates_path = ["_templates"]
 # ------------------------------------------------------------------ HTML
 html_theme = "pydata_sphinx_theme"
 html_title = f"penaltyprop {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["penaltyprop.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

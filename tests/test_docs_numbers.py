@@ -104,3 +104,17 @@ def test_finished_names_the_runs_a_results_file_holds_and_those_it_lacks(tmp_pat
     assert evaluate("finished f backprop cg3", results) == "all"
     assert evaluate("finished f backprop cg3 cg10", results) == "BackProp, cg3; not yet cg10"
     assert evaluate("finished f exact cg10", results) == "none; not yet exact, cg10"
+
+
+def test_bench_spread_is_the_range_of_one_mode_over_bench_files(tmp_path):
+    for stem, ratio in [("a", 1.25), ("b", 0.97), ("c", 1.5)]:
+        modes = [{"label": "BackProp", "ratio_to_backprop": 1.0},
+                 {"label": "exact", "ratio_to_backprop": ratio}]
+        (tmp_path / f"{stem}.json").write_text(json.dumps({"modes": modes}))
+    results = Results(tmp_path)
+    assert evaluate("bench_spread exact ratio_to_backprop a b | range2", results) == "0.97-1.25"
+    assert evaluate("bench_spread exact ratio_to_backprop a b c | range1", results) == "1.0-1.5"
+    with pytest.raises(ValueError, match="no mode 'CG-3'"):
+        evaluate("bench_spread CG-3 ratio_to_backprop a", results)
+    with pytest.raises(ValueError, match="name at least one bench file"):
+        evaluate("bench_spread exact ratio_to_backprop", results)

@@ -14,7 +14,9 @@ result file, or a change to a table's code::
   on lines of their own and run ``--write``; everything between them is
   ``TABLES[NAME](results, ARG, ...)``. The tables there: ``table1 STEM``, ``table1-paper``,
   ``figure STEM figure2|figure3 EPOCHS``, ``conditioning STEM ...``, ``scales``,
-  ``family STEM``, ``family-settings``, ``family-bench``, and the pages' summaries
+  ``family STEM``, ``family-settings``, ``family-bench``, ``cnn-vs-torch STEM``, ``dask-runs STEM``,
+  and the
+  pages' summaries
   (:mod:`.summaries`). A new paper-scale run needs no code: commit its results file as
   ``docs/results/table1-paper.json`` and add ``<!-- generated: table1 table1-paper -->`` (or
   ``figure figure3-paper-cnn-authors figure3 1,10,50``) where the section should show it;
@@ -25,7 +27,8 @@ result file, or a change to a table's code::
   ``order figure2-paper train_loss 10 exact cg10 cg5 cg3 backprop`` (an ordering),
   ``best_tau table1-medium cg5``, ``cell table1-medium cg5 10 | loss``,
   ``family family-small-cifar10 altmin test_acc | pct``; formats: ``pct``, ``loss``,
-  ``f0``-``f3``, ``g1``-``g3``, ``int``, ``min``, ``h1``, ``range0``-``range2``, ``str``.
+  ``f0``-``f3``, ``g1``-``g3``, ``int``, ``ms``, ``min``, ``h1``, ``range0``-``range2``,
+  ``str``.
   The text between the markers is replaced by ``--write`` and compared by the test.
 
 A new kind of value is a function registered with :func:`.core.value` (in :mod:`.values`), a
@@ -42,11 +45,12 @@ import difflib
 import sys
 from pathlib import Path
 
-from . import family_tables, paper_tables, summaries, values  # noqa: F401  (they register)
+from . import bench_tables, family_tables, paper_tables, summaries, values  # noqa: F401 (register)
 from .core import FORMATS, TABLES, VALUES, Results, count_markers, evaluate, render
 
 #: the pages whose marked numbers are kept in step with the results (repository-relative)
-DOCUMENTS = ("README.md", "docs/reproduction.md", "docs/family.md")
+DOCUMENTS = ("README.md", "docs/reproduction.md", "docs/family.md", "docs/performance.md",
+             "docs/distributed.md")
 RESULTS = "docs/results"
 
 __all__ = ["DOCUMENTS", "FORMATS", "RESULTS", "Results", "TABLES", "VALUES", "check",

@@ -89,6 +89,7 @@ FORMATS = {
     "f3": lambda v: f"{v:.3f}",
     "g1": lambda v: _sig(v, 1), "g2": lambda v: _sig(v, 2), "g3": lambda v: _sig(v, 3),
     "int": lambda v: f"{v:,.0f}",  # 45000 -> 45,000
+    "ms": lambda v: f"{1e3 * v:.0f}",  # seconds -> milliseconds
     "min": lambda v: f"{v / 60:.0f}",  # seconds -> minutes
     "h1": lambda v: f"{v / 3600:.1f}",  # seconds -> hours
     "range0": lambda v: _range(v, 0), "range1": lambda v: _range(v, 1),

@@ -6,10 +6,12 @@ line and the description, indented, on the lines below. A one-line entry such as
 sentence and whose description is empty, and the site shows it as a long bold type with no text
 under it. This test parses the docstring of every object that the API reference documents
 (docs/api/index.rst and the training methods' page that docs/conf.py writes) with
-``numpydoc.docscrape`` and names every entry that does not have that layout.
+``numpydoc.docscrape`` and names every entry that does not have that layout; then every other
+module of the package.
 """
 import importlib
 import inspect
+import pkgutil
 import re
 import types
 from pathlib import Path
@@ -135,6 +137,19 @@ def test_every_entry_has_a_short_type_and_a_description():
     found = []
     for where, obj in api_objects():
         found += offenders(inspect.getdoc(obj), where)
+    assert not found, f"{len(found)} entries:\n" + "\n".join(found)
+
+
+def test_every_module_of_the_package_too():
+    """The modules the API reference does not list (the command line, the experiments, the
+    exercises) are read with ``help()`` and in an editor: the same layout there."""
+    found, seen = [], set()
+    for info in pkgutil.walk_packages(penaltyprop.__path__, "penaltyprop."):
+        module = importlib.import_module(info.name)
+        for where, obj in _documented(module, module.__name__):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                found += offenders(inspect.getdoc(obj), where)
     assert not found, f"{len(found)} entries:\n" + "\n".join(found)
 
 

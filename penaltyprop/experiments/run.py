@@ -125,16 +125,16 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
         ``"authors"`` is the ProxProp CG of the authors' code; figure2, table1 and figure3
         only.
     optimizer : {"nesterov", "sgd"}
-        Table1 only: ``"nesterov"`` (default, momentum 0.95) or ``"sgd"`` (plain).
+        For table1 only: ``"nesterov"`` (default, momentum 0.95) or ``"sgd"`` (plain).
     download : bool
         Download CIFAR-10 when it is missing.
     log : callable
         Takes one line of progress.
     mnist_csv : path-like
-        Family only: an MNIST CSV file (784 pixels and the label per line,
+        For family only: an MNIST CSV file (784 pixels and the label per line,
         :mod:`penaltyprop.data.mnist_csv`) used instead of the full MNIST set.
     model : {"cnn", "cnn-authors"}
-        Figure3 only: ``"cnn"`` (the paper's text, default) or ``"cnn-authors"`` (the CNN of
+        For figure3 only: ``"cnn"`` (the paper's text, default) or ``"cnn-authors"`` (the CNN of
         the authors' code: no third pooling, FC 1280 -> 10).
     cells : list of str, optional
         Configuration keys (``"backprop"``, ``"cg3"``, ``"cg3_tau0.5"``, ...): train only

@@ -192,9 +192,9 @@ def a_step(theta_next, z_next, t, rho, gamma):
     theta_next : (W, b)
         W of shape (n_out, n_in).
     z_next : array, shape (n_out, N)
-        The next layer's pre-activations z.
+        z, the next layer's pre-activations (the second term's target).
     t : array, shape (n_in, N)
-        The target of a.
+        t, the point that the first term pulls a towards.
     rho, gamma : float > 0
         The weights of the two terms.
     """

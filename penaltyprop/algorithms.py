@@ -41,18 +41,24 @@ def sweep(net, theta, X, y, tau, step_c, tau_rho=1.0, tau_gamma=1.0):
 
     Parameters
     ----------
-    net, theta, X, y : the problem (checked by the caller). tau : float, the step of Eqs. 8, 12.
-    step_c : ``step_c(phi, theta_l, a_prev, delta)`` returns step (c)'s update
+    net, theta, X, y : Network, list of (W, b) pairs, arrays
+        The problem (checked by the caller).
+    tau : float
+        The step of Eqs. 8, 12.
+    step_c : callable
+        ``step_c(phi, theta_l, a_prev, delta)`` returns step (c)'s update
         :math:`\theta_l^{k+1} - \theta_l^k` given :math:`\delta = z_l^k - z_l^{k+1/2}`.
-    tau_rho, tau_gamma : the steps of Eqs. 10 and 9 (Algorithm 1: :math:`\tau\rho`,
-        :math:`\tau\gamma`; 1 in Algorithm 2).
+    tau_rho, tau_gamma : float
+        The steps of Eqs. 10 and 9 (Algorithm 1: :math:`\tau\rho`, :math:`\tau\gamma`; 1 in
+        Algorithm 2).
 
     Yields
     ------
-    ``(step, l, D, a, z)`` after the forward pass (``"forward"``) and after steps ``"a"``,
-    ``"b"``, ``"c"`` of layer l: ``D[l-1]`` is the update of :math:`\theta_l` once found,
-    ``a[l]`` and ``z[l]`` are E's variables (:math:`a_l^{k+1/2}`, :math:`z_l^{k+1/2}` once
-    updated). Its return value is J, the minibatch loss at :math:`\theta^k`.
+    step, l, D, a, z : tuple
+        After the forward pass (``"forward"``) and after steps ``"a"``, ``"b"``, ``"c"`` of
+        layer l: ``D[l-1]`` is the update of :math:`\theta_l` once found, ``a[l]`` and ``z[l]``
+        are E's variables (:math:`a_l^{k+1/2}`, :math:`z_l^{k+1/2}` once updated). Its return
+        value is J, the minibatch loss at :math:`\theta^k`.
     """
     L1 = net.n_linear  # L - 1 linear layers; theta[l-1] = theta_l
     a_k, z_k = forward(net, theta, X, check=False)  # forward pass, Eq. 7
@@ -122,16 +128,24 @@ def penalty_backprop(net, theta, X, y, tau, rho=None, gamma=None):
 
     Parameters
     ----------
-    net : Network with L-1 linear layers.
-    theta : list of L-1 (W, b) pairs (not modified).
-    X : (n0, N) inputs, one sample per column. y : (N,) int labels.
-    tau : float > 0, the step size of every gradient step.
-    rho, gamma : float > 0 or None (= 1/tau), the penalty weights of E.
+    net : Network
+        A network with L-1 linear layers.
+    theta : list of (W, b) pairs
+        L-1 pairs, not modified.
+    X : array, shape (n0, N)
+        Inputs, one sample per column.
+    y : int array, shape (N,)
+        Labels.
+    tau : float > 0
+        The step size of every gradient step.
+    rho, gamma : float > 0 or None
+        The penalty weights of E; None means 1/tau.
 
     Returns
     -------
-    theta_new : list of (W, b) pairs. With rho = gamma = 1/tau,
-    ``theta_new = theta - tau * gradient(net, theta, X, y)`` (Proposition 1).
+    theta_new : list of (W, b) pairs
+        With rho = gamma = 1/tau, ``theta_new = theta - tau * gradient(net, theta, X, y)``
+        (Proposition 1).
 
     Examples
     --------
@@ -175,23 +189,34 @@ def proxprop(net, theta, X, y, tau, tau_theta, solver="exact", cg_iterations=Non
 
     Parameters
     ----------
-    net : Network with L-1 linear layers.
-    theta : list of L-1 (W, b) pairs (not modified).
-    X : (n0, N) inputs, one sample per column. y : (N,) int labels.
-    tau : float > 0, step size of the explicit steps (Eqs. 8, 12); rho = gamma = 1/tau.
-    tau_theta : float > 0, step size of the proximal steps (Eq. 11).
-    solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space : the prox solver, as
-        :class:`penaltyprop.prox.Prox` documents and checks them: ``"exact"`` (Eq. 44),
-        ``"cg"`` (cg_iterations required; ``cg_variant="authors"`` is the CG of the authors'
-        code, docs/cg_variant.md) or ``"gradient"`` (the explicit step of size tau_theta).
-    return_info : also return one :class:`~penaltyprop.prox.ProxInfo` per hidden layer
-        (l = 1 first; with the CG residual history).
+    net : Network
+        A network with L-1 linear layers.
+    theta : list of (W, b) pairs
+        L-1 pairs, not modified.
+    X : array, shape (n0, N)
+        Inputs, one sample per column.
+    y : int array, shape (N,)
+        Labels.
+    tau : float > 0
+        Step size of the explicit steps (Eqs. 8, 12); rho = gamma = 1/tau.
+    tau_theta : float > 0
+        Step size of the proximal steps (Eq. 11).
+    solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space : optional
+        The prox solver, as :class:`penaltyprop.prox.Prox` documents and checks them:
+        ``"exact"`` (Eq. 44), ``"cg"`` (cg_iterations required; ``cg_variant="authors"`` is the
+        CG of the authors' code, docs/cg_variant.md) or ``"gradient"`` (the explicit step of
+        size tau_theta).
+    return_info : bool
+        Also return one :class:`~penaltyprop.prox.ProxInfo` per hidden layer (l = 1 first;
+        with the CG residual history).
 
     Returns
     -------
-    theta_new, or ``(theta_new, infos)`` with ``return_info=True``. For the prox layers
-    ``theta_new - theta = -tau M^{-1} grad J`` (Proposition 2, Eq. 13); the last layer
-    takes the gradient step of Eq. 12.
+    theta_new : list of (W, b) pairs
+        For the prox layers ``theta_new - theta = -tau M^{-1} grad J`` (Proposition 2,
+        Eq. 13); the last layer takes the gradient step of Eq. 12.
+    infos : list of ProxInfo
+        Only with ``return_info=True``: ``(theta_new, infos)`` is returned.
 
     Examples
     --------
@@ -236,12 +261,17 @@ def proxprop_direction(net, theta, X, y, tau_theta, solver="exact", cg_iteration
 
     Parameters
     ----------
-    As :func:`proxprop`, without tau; ``check=False`` skips the input checks (the training
-    loop checks its data once), ``return_loss=True`` also returns J at theta.
+    net, theta, X, y, tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space
+        As :func:`proxprop`, without tau.
+    check : bool
+        ``check=False`` skips the input checks (the training loop checks its data once).
+    return_loss : bool
+        ``return_loss=True`` also returns J at theta.
 
     Returns
     -------
-    list of (dW, db) pairs with the structure of theta; ``(J, d)`` with ``return_loss``.
+    d : list of (dW, db) pairs
+        With the structure of theta; ``(J, d)`` with ``return_loss``.
 
     Examples
     --------

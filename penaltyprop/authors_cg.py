@@ -42,18 +42,25 @@ def prox_cg_authors(P, grad, tau_theta, iterations, tol=None, history=False, inf
 
     Parameters
     ----------
-    P : (m, K) patch matrix.
-    grad : (gW, gb) = :math:`\delta A^\top`, shapes (n_out, m) and (n_out,), unscaled
-        (:math:`\nabla_{\theta_l} J`, see (ii) above). Not modified.
-    tau_theta : float > 0.
-    iterations : int >= 1, at most this many applications of H.
-    tol : float or None, the tol of rule (iii) (default :data:`AUTHORS_CG_TOL`).
-    history, info : as in :func:`penaltyprop.cg.cg_rows`.
+    P : array, shape (m, K)
+        The patch matrix.
+    grad : (gW, gb), arrays of shapes (n_out, m) and (n_out,)
+        :math:`\delta A^\top`, unscaled (:math:`\nabla_{\theta_l} J`, see (ii) above). Not
+        modified.
+    tau_theta : float > 0
+        The step size.
+    iterations : int >= 1
+        At most this many applications of H.
+    tol : float or None
+        The tol of rule (iii) (default :data:`AUTHORS_CG_TOL`).
+    history, info
+        As in :func:`penaltyprop.cg.cg_rows`.
 
     Returns
     -------
-    (DW, db) : the update :math:`\Theta^{k+1} - \Theta^k`, approximately solving
-    :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top`.
+    (DW, db) : tuple of arrays
+        The update :math:`\Theta^{k+1} - \Theta^k`, approximately solving
+        :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top`.
     """
     xp = array_module(P)
     tol = AUTHORS_CG_TOL if tol is None else tol
@@ -101,14 +108,18 @@ def prox_cg_authors_batch(P, S, tau_theta, iterations, tol=None, history=False, 
 
     Parameters
     ----------
-    P : (m, K) patch matrix (or a :class:`~penaltyprop.transfer.PatchOperator`).
-    S : (n_out, K) coefficients of :math:`r_0 = -\nabla_\theta J = S A^\top` (unscaled, see (ii)
-        in the module docstring). Not modified.
-    tau_theta, iterations, tol, history, info : as in :func:`prox_cg_authors`.
+    P : array, shape (m, K), or PatchOperator
+        The patch matrix (or a :class:`~penaltyprop.transfer.PatchOperator`).
+    S : array, shape (n_out, K)
+        Coefficients of :math:`r_0 = -\nabla_\theta J = S A^\top` (unscaled, see (ii) in the
+        module docstring). Not modified.
+    tau_theta, iterations, tol, history, info
+        As in :func:`prox_cg_authors`.
 
     Returns
     -------
-    (DW, db) : the update :math:`D = C_D A^\top`, shapes (n_out, m) and (n_out,).
+    (DW, db) : tuple of arrays
+        The update :math:`D = C_D A^\top`, shapes (n_out, m) and (n_out,).
     """
     A = patch_operator(P)
     xp = array_module(S)

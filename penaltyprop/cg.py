@@ -43,12 +43,19 @@ def apply_H(VW, vb, P, tau_theta):
 
     Parameters
     ----------
-    VW : (n_out, m), vb : (n_out,): the rows of V. P : (m, K) patch matrix, or the layer's
-    :class:`~penaltyprop.transfer.PatchOperator` A. tau_theta : float > 0.
+    VW : array, shape (n_out, m)
+        The rows of V, weight part.
+    vb : array, shape (n_out,)
+        The rows of V, bias part.
+    P : array, shape (m, K), or PatchOperator
+        The patch matrix, or the layer's :class:`~penaltyprop.transfer.PatchOperator` A.
+    tau_theta : float > 0
+        The step size.
 
     Returns
     -------
-    (QW, qb) with the shapes of (VW, vb).
+    (QW, qb) : tuple of arrays
+        With the shapes of (VW, vb).
     """
     A = patch_operator(P)  # A = [P; 1^T], (m+1, K)
     QW, qb = A.apply_At(A.apply_A(VW, vb))  # (V A) A^T
@@ -63,11 +70,17 @@ def apply_H_formed(VW, vb, H):
 
     Parameters
     ----------
-    VW : (n_out, m), vb : (n_out,). H : (m+1, m+1), symmetric, its last row and column the bias's.
+    VW : array, shape (n_out, m)
+        The rows of V, weight part.
+    vb : array, shape (n_out,)
+        The rows of V, bias part.
+    H : array, shape (m+1, m+1)
+        Symmetric, its last row and column the bias's.
 
     Returns
     -------
-    (QW, qb) with the shapes of (VW, vb).
+    (QW, qb) : tuple of arrays
+        With the shapes of (VW, vb).
     """
     m = VW.shape[1]
     QW = VW @ H[:m, :m]
@@ -117,22 +130,30 @@ def cg_rows(P, B, tau_theta, iterations, tol=None, history=False, info=None, for
 
     Parameters
     ----------
-    P : (m, K) patch matrix (:math:`a_{l-1}` for a dense layer), or the layer's
+    P : array, shape (m, K), or PatchOperator
+        The patch matrix (:math:`a_{l-1}` for a dense layer), or the layer's
         :class:`~penaltyprop.transfer.PatchOperator` (which computes :math:`VA` and
         :math:`RA^\top`; a convolution's without forming P).
-    B : (BW, bb), shapes (n_out, m) and (n_out,): the right-hand sides (not modified).
-    tau_theta : float > 0.
-    iterations : int >= 1. Exactly this many applications of H are made, unless ``tol`` is
-        given: then CG stops once every row has :math:`\|r_i\| \le \mathrm{tol}\,\|r_{0,i}\|`.
-    history : bool, record the row residual norms :math:`\|r_i\|` before the first and after
-        every iteration in ``info.residual_norms`` (a host array (iterations + 1, n_out)).
-    info : optional :class:`penaltyprop.prox.ProxInfo` to fill in.
-    form_H : bool, form H (``info.system`` ``"primal"``) instead of applying it matrix-free
+    B : (BW, bb), arrays of shapes (n_out, m) and (n_out,)
+        The right-hand sides (not modified).
+    tau_theta : float > 0
+        The step size.
+    iterations : int >= 1
+        Exactly this many applications of H are made, unless ``tol`` is given: then CG stops
+        once every row has :math:`\|r_i\| \le \mathrm{tol}\,\|r_{0,i}\|`.
+    history : bool
+        Record the row residual norms :math:`\|r_i\|` before the first and after every
+        iteration in ``info.residual_norms`` (a host array (iterations + 1, n_out)).
+    info : ProxInfo, optional
+        A :class:`penaltyprop.prox.ProxInfo` to fill in.
+    form_H : bool
+        Form H (``info.system`` ``"primal"``) instead of applying it matrix-free
         (``"matrix-free"``).
 
     Returns
     -------
-    (VW, vb) : the k-th CG iterate.
+    (VW, vb) : tuple of arrays
+        The k-th CG iterate.
 
     Notes
     -----
@@ -214,16 +235,20 @@ def cg_rows_batch(P, R, tau_theta, iterations, tol=None, history=False, info=Non
 
     Parameters
     ----------
-    P : (m, K) patch matrix (or a :class:`~penaltyprop.transfer.PatchOperator`, whose
+    P : array, shape (m, K), or PatchOperator
+        The patch matrix (or a :class:`~penaltyprop.transfer.PatchOperator`, whose
         :meth:`~penaltyprop.transfer.PatchOperator.patches` is used).
-    R : (n_out, K) coefficients of the right-hand sides (not modified).
-    tau_theta, iterations, tol, history, info : as in :func:`cg_rows`. ``info.iterations`` is
-        the most any block made; a block that stopped early keeps its last residual norms in
-        ``info.residual_norms`` for the iterations after it stopped (its iterate stays too).
+    R : array, shape (n_out, K)
+        Coefficients of the right-hand sides (not modified).
+    tau_theta, iterations, tol, history, info
+        As in :func:`cg_rows`. ``info.iterations`` is the most any block made; a block that
+        stopped early keeps its last residual norms in ``info.residual_norms`` for the
+        iterations after it stopped (its iterate stays too).
 
     Returns
     -------
-    (VW, vb) : the k-th CG iterate for :math:`V H = R A^\top`.
+    (VW, vb) : tuple of arrays
+        The k-th CG iterate for :math:`V H = R A^\top`.
     """
     A = patch_operator(P)
     xp = array_module(R)
@@ -258,8 +283,12 @@ def cg_batch_coefficients(Kg, R, tau_theta, iterations, tol=None, history=False)
 
     Returns
     -------
-    (cV, done, norms) : cV (n_out, K); the number of iterations made; with ``history`` the row
-    residual norms, an array (done + 1, n_out), else None.
+    cV : array, shape (n_out, K)
+        The iterate's coefficients.
+    done : int
+        The number of iterations made.
+    norms : array, shape (done + 1, n_out), or None
+        With ``history`` the row residual norms, else None.
     """
     xp = array_module(R)
     cV = xp.zeros_like(R)  # V_0 = 0

@@ -50,12 +50,17 @@ def save_checkpoint(path, theta, opt_state, rng_state, history, config, method_s
     ----------
     path : path-like
         The ``.npz`` file to (over)write.
-    theta : list of (W, b) pairs, on any backend (copied to the host).
-    opt_state : :class:`penaltyprop.optim.OptState`.
-    rng_state : dict, from :func:`penaltyprop.backend.rng_state`.
-    history, config : JSON-able dicts.
-    method_state : optional ``(arrays, sweeps)``: a lifted method's variables (a dict of
-        name -> array, :func:`penaltyprop.methods.lifted.state_arrays`) and its sweep count.
+    theta : list of (W, b) pairs
+        On any backend (copied to the host).
+    opt_state : OptState
+        :class:`penaltyprop.optim.OptState`.
+    rng_state : dict
+        From :func:`penaltyprop.backend.rng_state`.
+    history, config : dict
+        JSON-able dicts.
+    method_state : (arrays, sweeps), optional
+        A lifted method's variables (a dict of name -> array,
+        :func:`penaltyprop.methods.lifted.state_arrays`) and its sweep count.
     """
     path = Path(path)
     arrays = {}
@@ -93,16 +98,19 @@ def load_checkpoint(path, xp=np, history_keys=()):
     Parameters
     ----------
     path : path-like
-    xp : the array namespace to put theta and the optimizer buffers on.
+        The ``.npz`` file.
+    xp : module
+        The array namespace to put theta and the optimizer buffers on.
     history_keys : sequence of str
         Entries the history must have (the training loop's), else the file is damaged.
 
     Returns
     -------
-    dict with ``theta`` (list of (W, b) pairs), ``opt_state`` (OptState), ``rng_state``,
-    ``history``, ``config``, ``package`` (``{"name", "version"}`` of the release that
-    wrote it; None for a file written before releases recorded it) and ``method_state``
-    (None, or ``(arrays, sweeps)`` as saved, the arrays on ``xp``).
+    dict
+        With ``theta`` (list of (W, b) pairs), ``opt_state`` (OptState), ``rng_state``,
+        ``history``, ``config``, ``package`` (``{"name", "version"}`` of the release that
+        wrote it; None for a file written before releases recorded it) and ``method_state``
+        (None, or ``(arrays, sweeps)`` as saved, the arrays on ``xp``).
 
     Raises
     ------

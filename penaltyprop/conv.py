@@ -201,8 +201,10 @@ class ConvPatchOperator(PatchOperator):
 
     Parameters
     ----------
-    conv : :class:`Conv2d`. a : (C_in, H, W, N) its input (not copied: do not modify it while
-        the operator is in use).
+    conv : Conv2d
+        The :class:`Conv2d` layer.
+    a : array, shape (C_in, H, W, N)
+        Its input (not copied: do not modify it while the operator is in use).
     """
 
     def __init__(self, conv, a):
@@ -248,16 +250,18 @@ def cnn(in_shape=(3, 32, 32), channels=(16, 20, 20), kernel_size=5, padding=2, n
         Zero padding of every convolution (k = 5, padding = 2 keeps the size).
     n_classes : int
         Width of the last (fully connected) layer.
-    activation : ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
+    activation : {"relu", "sigmoid", "tanh"}
+        The nonlinearity.
     pool_last : bool
         Whether the last conv block ends with 2x2 max pooling (True: the paper's text;
         False: the authors' released code).
 
     Returns
     -------
-    Network with len(channels) + 1 linear layers; sigma_l = MaxPool2d(2) o activation
-    (and Flatten for the last conv block; without its pooling if ``pool_last`` is False),
-    see :meth:`Network.from_layers`.
+    Network
+        With len(channels) + 1 linear layers; sigma_l = MaxPool2d(2) o activation (and
+        Flatten for the last conv block; without its pooling if ``pool_last`` is False), see
+        :meth:`Network.from_layers`.
 
     Raises
     ------

@@ -20,16 +20,21 @@ def forward(net, theta, X, check=True):
     Parameters
     ----------
     net : Network
-    theta : list of L-1 (W, b) pairs
-    X : (n0, N) array (for a CNN (C, H, W, N)), one sample per column.
+        The network.
+    theta : list of (W, b) pairs
+        L-1 pairs.
+    X : array, shape (n0, N)
+        One sample per column (for a CNN (C, H, W, N)).
+    check : bool
+        ``check=False`` skips the input checks (for callers that checked their inputs once).
 
     Returns
     -------
-    a : list of L-1 arrays, ``a[l]`` = :math:`a_l` of shape (n_l, N); ``a[0]`` is X.
-    z : list of L entries, ``z[l]`` = :math:`z_l` for l = 1..L-1; ``z[0]`` is None and
-        ``z[L-1]`` holds the class scores :math:`\phi(\theta_{L-1}, a_{L-2})`, shape (C, N).
-
-    ``check=False`` skips the input checks (for callers that checked their inputs once).
+    a : list of arrays
+        L-1 arrays, ``a[l]`` = :math:`a_l` of shape (n_l, N); ``a[0]`` is X.
+    z : list
+        L entries, ``z[l]`` = :math:`z_l` for l = 1..L-1; ``z[0]`` is None and ``z[L-1]``
+        holds the class scores :math:`\phi(\theta_{L-1}, a_{L-2})`, shape (C, N).
 
     Examples
     --------
@@ -70,12 +75,17 @@ def loss(net, theta, X, y):
 
     Parameters
     ----------
-    net, theta : the network and its parameters.
-    X : (n0, N) inputs. y : (N,) int labels in 0..C-1.
+    net, theta : Network, list of (W, b) pairs
+        The network and its parameters.
+    X : array, shape (n0, N)
+        Inputs.
+    y : int array, shape (N,)
+        Labels in 0..C-1.
 
     Returns
     -------
-    0-d array on X's backend.
+    0-d array
+        The loss, on X's backend.
     """
     check_problem(net, theta, X, y)
     return cross_entropy(logits(net, theta, X), y)
@@ -96,7 +106,8 @@ def gradient(net, theta, X, y):
 
     Returns
     -------
-    list of (dW, db) pairs with the structure of ``theta``.
+    list of (dW, db) pairs
+        With the structure of ``theta``.
     """
     return loss_and_gradient(net, theta, X, y)[1]
 

@@ -77,6 +77,7 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
     Parameters
     ----------
     path : path-like
+        The folder.
     name : str
         The argument or flag the path came from (``"--out"``, ``"out_dir"``), for the message.
     error : exception class
@@ -89,7 +90,8 @@ def check_writable_dir(path, name, error=ValueError, min_free_bytes=MIN_FREE_BYT
 
     Returns
     -------
-    pathlib.Path of the folder, which exists now (with ``create``).
+    pathlib.Path
+        The folder, which exists now (with ``create``).
 
     Raises
     ------
@@ -141,9 +143,12 @@ def check_output_files(folder, files, name, error=ValueError) -> None:
 
     Parameters
     ----------
-    folder : path-like (it may not exist yet).
-    files : names of the files the run writes there (``"checkpoint.npz"``, ``"a/b.png"``).
-    name : the argument or flag ``folder`` came from, for the message.
+    folder : path-like
+        It may not exist yet.
+    files : sequence of str
+        Names of the files the run writes there (``"checkpoint.npz"``, ``"a/b.png"``).
+    name : str
+        The argument or flag ``folder`` came from, for the message.
     """
     for file in files:
         path = Path(folder).expanduser() / file
@@ -167,7 +172,8 @@ def atomic_writer(path):
 
     Yields
     ------
-    A binary file object.
+    file object
+        A binary file object.
     """
     path = Path(path)
     try:
@@ -241,14 +247,17 @@ def remove_stale(folder, pattern, since=None) -> list:
 
     Parameters
     ----------
-    folder : path-like; a missing folder holds nothing.
-    pattern : str, a glob such as ``".extract-*"`` or :func:`temporaries` of a file.
+    folder : path-like
+        A missing folder holds nothing.
+    pattern : str
+        A glob such as ``".extract-*"`` or :func:`temporaries` of a file.
     since : float, optional
         A ``time.time()``; see :func:`is_stale`.
 
     Returns
     -------
-    list of the pathlib.Path removed.
+    list of pathlib.Path
+        The paths removed.
     """
     removed = []
     folder = Path(folder)

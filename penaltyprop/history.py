@@ -60,14 +60,17 @@ def evaluate(net, theta, X, y, chunk=5000):
 
     Parameters
     ----------
-    X : (n0, N) or (C, H, W, N) array
+    X : array, shape (n0, N) or (C, H, W, N)
         Not checked (the loop checked it and y).
-    y : (N,) labels.
-    chunk : int, columns per forward pass (bounds the memory of the activations).
+    y : array, shape (N,)
+        Labels.
+    chunk : int
+        Columns per forward pass (bounds the memory of the activations).
 
     Returns
     -------
-    (loss, accuracy) as host floats; (None, None) for N = 0.
+    (loss, accuracy) : tuple of float
+        As host floats; (None, None) for N = 0.
     """
     N = y.shape[0]
     if N == 0:

@@ -31,7 +31,8 @@ def cross_entropy(z, y):
 
     Returns
     -------
-    0-d array (on z's backend; call ``float`` only where you log it).
+    0-d array
+        On z's backend; call ``float`` only where you log it.
     """
     xp = array_module(z)
     N = z.shape[1]
@@ -44,12 +45,15 @@ def cross_entropy_grad(z, y):
 
     Parameters
     ----------
-    z : (C, N) array of logits.
-    y : (N,) int array of labels.
+    z : array, shape (C, N)
+        Logits.
+    y : int array, shape (N,)
+        Labels.
 
     Returns
     -------
-    (C, N) array.
+    array, shape (C, N)
+        The gradient.
     """
     xp = array_module(z)
     N = z.shape[1]

@@ -56,18 +56,27 @@ def run_bytes(net, n_samples, batch_size, dtype, *, lifted=False, optimizer_slot
 
     Parameters
     ----------
-    net : Network.
-    n_samples : int, training + validation + test samples (the run's device copy of the data).
-    batch_size : int, the minibatch (a lifted method: N, all training samples).
-    dtype : ``"float32"`` or ``"float64"``.
-    lifted : bool, a lifted method (per-sample variables for all N).
-    optimizer_slots : int, buffers of theta's size the optimizer keeps (0, 1 or 2).
-    prox : bool, the method solves Eq. 44 (ProxProp, the lifted methods' theta-step).
-    eval_chunk : int, samples per forward pass of the evaluation.
+    net : Network
+        The network.
+    n_samples : int
+        Training + validation + test samples (the run's device copy of the data).
+    batch_size : int
+        The minibatch (a lifted method: N, all training samples).
+    dtype : {"float32", "float64"}
+        The floating dtype of the run.
+    lifted : bool
+        A lifted method (per-sample variables for all N).
+    optimizer_slots : int
+        Buffers of theta's size the optimizer keeps (0, 1 or 2).
+    prox : bool
+        The method solves Eq. 44 (ProxProp, the lifted methods' theta-step).
+    eval_chunk : int
+        Samples per forward pass of the evaluation.
 
     Returns
     -------
-    dict ``{"data", "parameters", "activations", "solver": bytes}``.
+    dict
+        ``{"data", "parameters", "activations", "solver": bytes}``.
     """
     s = np.dtype(dtype).itemsize
     layers = layer_sizes(net)

@@ -39,12 +39,14 @@ def parse_model(text):
 
     Parameters
     ----------
-    text : str, ``"mlp"``, ``"cnn"``, ``"cnn-authors"`` or widths such as ``"784-300-10"``
-        (or a parsed spec: a CNN name or a sequence of widths, returned as a tuple).
+    text : str or parsed spec
+        ``"mlp"``, ``"cnn"``, ``"cnn-authors"`` or widths such as ``"784-300-10"`` (or a
+        parsed spec: a CNN name or a sequence of widths, returned as a tuple).
 
     Returns
     -------
-    ``"cnn"``, ``"cnn-authors"`` or a tuple of at least two positive ints.
+    str or tuple of int
+        ``"cnn"``, ``"cnn-authors"`` or a tuple of at least two positive ints.
 
     Raises
     ------
@@ -86,17 +88,21 @@ def build_model(model, data=None, activation="relu"):
 
     Parameters
     ----------
-    model : str or parsed spec, see :func:`parse_model`.
-    data : optional, anything with ``name``, ``image_shape`` ((C, H, W)), ``n_classes`` and,
-        for an MLP, ``n_features`` (a :class:`penaltyprop.data.Dataset`). An MLP must start
-        with its features and end with its classes; the CNN takes its images. Without data
-        the CNN is the paper's, for CIFAR-10.
-    activation : the nonlinearity sigma of the hidden layers (``"relu"``, ...).
+    model : str or parsed spec
+        See :func:`parse_model`.
+    data : Dataset, optional
+        Anything with ``name``, ``image_shape`` ((C, H, W)), ``n_classes`` and, for an MLP,
+        ``n_features`` (a :class:`penaltyprop.data.Dataset`). An MLP must start with its
+        features and end with its classes; the CNN takes its images. Without data the CNN is
+        the paper's, for CIFAR-10.
+    activation : str
+        The nonlinearity sigma of the hidden layers (``"relu"``, ...).
 
     Returns
     -------
-    (net, description): the :class:`~penaltyprop.network.Network` and one line of text,
-    ``"MLP 64-100-10 (relu)"`` or ``"CNN Network(...)"``.
+    (net, description) : (Network, str)
+        The :class:`~penaltyprop.network.Network` and one line of text,
+        ``"MLP 64-100-10 (relu)"`` or ``"CNN Network(...)"``.
 
     Raises
     ------

@@ -170,12 +170,16 @@ class Network:
         Parameters
         ----------
         seed : int
-        dtype : ``"float64"`` (default; the proposition tests) or ``"float32"`` (training).
-        backend : ``"numpy"`` or ``"cupy"``.
+            The seed of the random generator.
+        dtype : {"float64", "float32"}
+            ``"float64"`` (default; the proposition tests) or ``"float32"`` (training).
+        backend : {"numpy", "cupy"}
+            The array backend.
 
         Returns
         -------
-        theta : list of (W_l, b_l) pairs, ``theta[l-1]`` for layer l (0-based list).
+        theta : list of (W_l, b_l) pairs
+            ``theta[l-1]`` for layer l (0-based list).
         """
         dtype = check_dtype(dtype)  # a name, np.float64 or a numpy dtype
         xp = get_backend(backend)
@@ -208,7 +212,8 @@ def mlp(sizes, activation="relu"):
 
     Returns
     -------
-    Network with L-1 = len(sizes) - 1 linear layers :math:`\phi(\theta, a) = W a + b 1^\top`.
+    Network
+        With L-1 = len(sizes) - 1 linear layers :math:`\phi(\theta, a) = W a + b 1^\top`.
     """
     sizes = check_sizes(sizes)  # Python or NumPy integers >= 1, as ints
     if len(sizes) < 2:

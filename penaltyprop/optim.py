@@ -137,10 +137,12 @@ class SGD:
 
         Parameters
         ----------
-        theta : list of (W, b) pairs.
-        direction : list of (dW, db) pairs of the same shapes: :math:`\nabla J` or the
-            ProxProp direction.
-        state : OptState from :meth:`init` or a previous :meth:`update`.
+        theta : list of (W, b) pairs
+            The parameters.
+        direction : list of (dW, db) pairs
+            Of the same shapes: :math:`\nabla J` or the ProxProp direction.
+        state : OptState
+            From :meth:`init` or a previous :meth:`update`.
         """
         _check_direction(theta, direction)
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
@@ -270,7 +272,8 @@ def sgd(lr, momentum=0.0, nesterov=False, weight_decay=0.0) -> SGD:
 
     Returns
     -------
-    SGD, with ``init(theta) -> state`` and ``update(theta, direction, state) -> (theta, state)``.
+    SGD
+        With ``init(theta) -> state`` and ``update(theta, direction, state) -> (theta, state)``.
 
     Raises
     ------
@@ -286,7 +289,9 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, halve_every=No
     Parameters
     ----------
     lr : float > 0
+        Learning rate.
     betas : (beta1, beta2), each in [0, 1)
+        The decay rates of the first and second moment estimates.
     eps : float >= 0
         Added to :math:`\sqrt{\hat v}` in the denominator, as in the Adam paper.
     weight_decay : float >= 0
@@ -297,7 +302,8 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, halve_every=No
 
     Returns
     -------
-    Adam, with ``init`` and ``update`` as :func:`sgd`'s.
+    Adam
+        With ``init`` and ``update`` as :func:`sgd`'s.
 
     Raises
     ------
@@ -312,11 +318,15 @@ def make_optimizer(name, lr, momentum=None, weight_decay=0.0, betas=(0.9, 0.999)
 
     Parameters
     ----------
-    name : ``"sgd"`` (momentum default 0), ``"nesterov"`` (SGD with Nesterov momentum,
-        default 0.95 as in the paper) or ``"adam"`` (momentum must stay None).
-    lr, weight_decay : as in :func:`sgd`.
-    momentum : float or None (the default of ``name``).
-    betas, eps : Adam's.
+    name : {"sgd", "nesterov", "adam"}
+        ``"sgd"`` (momentum default 0), ``"nesterov"`` (SGD with Nesterov momentum, default
+        0.95 as in the paper) or ``"adam"`` (momentum must stay None).
+    lr, weight_decay : float
+        As in :func:`sgd`.
+    momentum : float or None
+        None means the default of ``name``.
+    betas, eps
+        Adam's.
 
     Raises
     ------

@@ -93,12 +93,17 @@ def patch_product(V, Wm, b=None):
 
     Parameters
     ----------
-    V : (C, k, k, H_out, W_out, N) strided view (:func:`patch_view`). Wm : (n_out, C k^2).
-    b : (n_out,) or None (no bias).
+    V : array, shape (C, k, k, H_out, W_out, N)
+        A strided view (:func:`patch_view`).
+    Wm : array, shape (n_out, C k^2)
+        The weights as a matrix.
+    b : array, shape (n_out,), or None
+        The biases; None means no bias.
 
     Returns
     -------
-    (n_out, H_out W_out N) array, columns ordered (h, w, n).
+    array, shape (n_out, H_out W_out N)
+        Columns ordered (h, w, n).
     """
     xp = array_module(V)
     C, k, _, H_out, W_out, N = V.shape
@@ -123,11 +128,15 @@ def patch_gradient(V, R):
 
     Parameters
     ----------
-    V : (C, k, k, H_out, W_out, N) strided view. R : (n_out, H_out W_out N) rows.
+    V : array, shape (C, k, k, H_out, W_out, N)
+        A strided view.
+    R : array, shape (n_out, H_out W_out N)
+        Rows.
 
     Returns
     -------
-    (RW, rb) : (n_out, C k^2) and (n_out,).
+    (RW, rb) : tuple of arrays
+        Of shapes (n_out, C k^2) and (n_out,).
     """
     xp = array_module(V)
     C, k, _, H_out, W_out, N = V.shape
@@ -153,11 +162,13 @@ def patch_gram(V):
 
     Parameters
     ----------
-    V : (C, k, k, H_out, W_out, N) strided view (:func:`patch_view`).
+    V : array, shape (C, k, k, H_out, W_out, N)
+        A strided view (:func:`patch_view`).
 
     Returns
     -------
-    (m+1, m+1) array, m = C k^2, in V's dtype.
+    array, shape (m+1, m+1)
+        m = C k^2, in V's dtype.
     """
     xp = array_module(V)
     C, k, _, H_out, W_out, N = V.shape
@@ -187,11 +198,17 @@ def transposed_correlation(W, delta, p):
 
     Parameters
     ----------
-    W : (C_out, C_in, k, k). delta : (C_out, H_out, W_out, N). p : the convolution's padding.
+    W : array, shape (C_out, C_in, k, k)
+        The weights.
+    delta : array, shape (C_out, H_out, W_out, N)
+        An array in output space.
+    p : int
+        The convolution's padding.
 
     Returns
     -------
-    (C_in, H W N) rows of the (C_in, H, W, N) result, H = H_out - 2p + k - 1.
+    array, shape (C_in, H W N)
+        Rows of the (C_in, H, W, N) result, H = H_out - 2p + k - 1.
     """
     C_out, C_in, k, _ = W.shape
     q = k - 1 - p

@@ -21,19 +21,26 @@ def penalty_energy(net, theta, a, z, y, rho, gamma):
 
     Parameters
     ----------
-    net : Network with L-1 linear layers.
-    theta : list of L-1 (W, b) pairs.
-    a : list of at least L-1 arrays; ``a[l]`` is :math:`a_l` (``a[0]`` is X), as returned
-        by :func:`penaltyprop.forward`.
-    z : list of at least L-1 entries; ``z[l]`` is :math:`z_l` for l = 1..L-2 (``z[0]`` is
-        ignored; a trailing ``z[L-1]``, the class scores, is ignored too: E recomputes
+    net : Network
+        A network with L-1 linear layers.
+    theta : list of (W, b) pairs
+        L-1 pairs.
+    a : list of arrays
+        At least L-1 arrays; ``a[l]`` is :math:`a_l` (``a[0]`` is X), as returned by
+        :func:`penaltyprop.forward`.
+    z : list
+        At least L-1 entries; ``z[l]`` is :math:`z_l` for l = 1..L-2 (``z[0]`` is ignored; a
+        trailing ``z[L-1]``, the class scores, is ignored too: E recomputes
         :math:`\phi(\theta_{L-1}, a_{L-2})`).
-    y : (N,) int labels.
-    rho, gamma : float > 0, the penalty weights.
+    y : int array, shape (N,)
+        Labels.
+    rho, gamma : float > 0
+        The penalty weights.
 
     Returns
     -------
-    0-d array: E.
+    0-d array
+        E.
     """
     rho = check_positive(rho, "rho")
     gamma = check_positive(gamma, "gamma")

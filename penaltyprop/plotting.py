@@ -45,10 +45,12 @@ def figure_histories(histories, title=None) -> Figure:
         Histories as returned by :func:`penaltyprop.train.train` (``result.history``).
         A diverged run is drawn up to its last finite epoch and labelled "(diverged)".
     title : str, optional
+        The figure's title.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure.
     """
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     ax_epoch, ax_time, ax_val = fig.subplots(1, 3)
@@ -95,9 +97,12 @@ def curve_panels(records, panels, path, title, ncols=None):
 
     Parameters
     ----------
-    records : list of (label, history) pairs (histories of :func:`penaltyprop.train.train`).
-    panels : list of (x, y, xlabel, ylabel, logy); x and y are keys of a history.
-    path : where to write the PNG.
+    records : list of (label, history) pairs
+        Histories of :func:`penaltyprop.train.train`.
+    panels : list of (x, y, xlabel, ylabel, logy)
+        x and y are keys of a history.
+    path : path-like
+        Where to write the PNG.
     """
     ncols = ncols or len(panels)
     nrows = math.ceil(len(panels) / ncols)
@@ -176,9 +181,11 @@ def residuals_figure(records, path, title):
 
     Parameters
     ----------
-    records : list of (label, diagnostics, N): ``diagnostics`` is ``history["diagnostics"]``
-        of a lifted run (one dict per sweep, from sweep 0), N its number of samples.
-    path : where to write the PNG.
+    records : list of (label, diagnostics, N)
+        ``diagnostics`` is ``history["diagnostics"]`` of a lifted run (one dict per sweep,
+        from sweep 0), N its number of samples.
+    path : path-like
+        Where to write the PNG.
     """
     fig = Figure(figsize=(3.6 * 3, 2.9), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 3)

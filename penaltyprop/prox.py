@@ -134,16 +134,23 @@ def solve_exact(P, R, tau_theta, system="auto", info=None):
 
     Parameters
     ----------
-    P : (m, K) patch matrix, or the layer's :class:`~penaltyprop.transfer.PatchOperator`.
-    R : (n_out, K) rows (not modified). tau_theta : float > 0.
-    system : ``"primal"`` (the (m+1) x (m+1) matrix H), ``"batch"`` (the K x K matrix
+    P : array, shape (m, K), or PatchOperator
+        The patch matrix, or the layer's :class:`~penaltyprop.transfer.PatchOperator`.
+    R : array, shape (n_out, K)
+        Rows (not modified).
+    tau_theta : float > 0
+        The step size.
+    system : {"primal", "batch", "auto"}
+        ``"primal"`` (the (m+1) x (m+1) matrix H), ``"batch"`` (the K x K matrix
         :math:`G = A^\top A + I/\tau_\theta`, by the push-through identity
         :math:`A^\top H^{-1} = G^{-1} A^\top`) or ``"auto"`` (the smaller).
-    info : optional :class:`ProxInfo` to fill in.
+    info : ProxInfo, optional
+        Filled in when given.
 
     Returns
     -------
-    (VW, vb) : (n_out, m) and (n_out,).
+    (VW, vb) : tuple of arrays
+        Of shapes (n_out, m) and (n_out,).
     """
     op = patch_operator(P)  # A = [P; 1^T], (m+1, K)
     xp = array_module(R)
@@ -177,15 +184,22 @@ def prox_exact(P, delta, tau_theta, system="auto", info=None):
 
     Parameters
     ----------
-    P : (m, K) patch matrix (the layer input :math:`a_{l-1}` for a dense layer).
-    delta : (n_out, K) rows of :math:`z^k - z^{k+1/2}`.
-    tau_theta : float > 0. system : ``"auto"``, ``"primal"`` or ``"batch"``.
-    info : optional :class:`ProxInfo` to fill in.
+    P : array, shape (m, K)
+        The patch matrix (the layer input :math:`a_{l-1}` for a dense layer).
+    delta : array, shape (n_out, K)
+        Rows of :math:`z^k - z^{k+1/2}`.
+    tau_theta : float > 0
+        The step size.
+    system : {"auto", "primal", "batch"}
+        Which linear system to solve.
+    info : ProxInfo, optional
+        Filled in when given.
 
     Returns
     -------
-    (DW, db) : (n_out, m) and (n_out,), with :math:`\Theta^{k+1} = \Theta^k + D`,
-    :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top`.
+    (DW, db) : tuple of arrays
+        Of shapes (n_out, m) and (n_out,), with :math:`\Theta^{k+1} = \Theta^k + D`,
+        :math:`D\,(AA^\top + I/\tau_\theta) = -\delta A^\top`.
     """
     return solve_exact(P, -delta, tau_theta, system, info)
 
@@ -238,22 +252,32 @@ class Prox:
 
     Parameters
     ----------
-    tau_theta : float > 0, the step size of Eq. 11.
-    solver : ``"exact"`` (Eq. 44, a Cholesky solve), ``"cg"`` (conjugate gradient) or
+    tau_theta : float > 0
+        The step size of Eq. 11.
+    solver : {"exact", "cg", "gradient"}
+        ``"exact"`` (Eq. 44, a Cholesky solve), ``"cg"`` (conjugate gradient) or
         ``"gradient"`` (the explicit step of the same size; with tau_theta = 1 this is
         Algorithm 1's step (c)).
-    cg_iterations : int >= 1, CG iterations (required for, and only for, ``solver="cg"``).
-    cg_tol : float > 0 or None: stop CG once every row's residual fell by this factor
-        (``"authors"``: the tol of that code's rule, 1e-2 when None). CG only.
-    cg_variant : ``"textbook"`` (default for CG) or ``"authors"`` (:mod:`penaltyprop.authors_cg`).
-    exact_system : ``"auto"`` (default for exact: the smaller), ``"primal"`` or ``"batch"``.
-    cg_space : ``"auto"`` (default for CG: the cheapest, :func:`choose_cg_space`),
-        ``"parameter"`` (matrix-free, the paper's form), ``"primal"`` (H formed once) or
-        ``"batch"`` (batch coordinates); ``"primal"`` textbook CG only (the authors' variant
-        chooses between parameter and batch).
+    cg_iterations : int >= 1
+        CG iterations (required for, and only for, ``solver="cg"``).
+    cg_tol : float > 0 or None
+        Stop CG once every row's residual fell by this factor (``"authors"``: the tol of that
+        code's rule, 1e-2 when None). CG only.
+    cg_variant : {"textbook", "authors"}
+        ``"textbook"`` (default for CG) or ``"authors"`` (:mod:`penaltyprop.authors_cg`).
+    exact_system : {"auto", "primal", "batch"}
+        ``"auto"`` (default for exact: the smaller), ``"primal"`` or ``"batch"``.
+    cg_space : {"auto", "parameter", "primal", "batch"}
+        ``"auto"`` (default for CG: the cheapest, :func:`choose_cg_space`), ``"parameter"``
+        (matrix-free, the paper's form), ``"primal"`` (H formed once) or ``"batch"`` (batch
+        coordinates); ``"primal"`` textbook CG only (the authors' variant chooses between
+        parameter and batch).
 
-    An option that does not apply to the solver raises ValueError; None means "not given"
-    (and, for the solver's own options, its default).
+    Raises
+    ------
+    ValueError
+        If an option does not apply to the solver; None means "not given" (and, for the
+        solver's own options, its default).
     """
 
     tau_theta: float
@@ -299,14 +323,22 @@ class Prox:
 
         Parameters
         ----------
-        phi : the layer's transfer function. a_prev : ``(*in_shape, N)`` its input.
-        R : ``(*out_shape, N)`` an output-space array (:math:`\pm\delta`). tau : the sweep's tau
-            (only the authors' CG uses it: it solves at tau = 1 and scales afterwards).
-        info : optional :class:`ProxInfo`.
+        phi : LinearTransfer
+            The layer's transfer function.
+        a_prev : array, shape ``(*in_shape, N)``
+            Its input.
+        R : array, shape ``(*out_shape, N)``
+            An output-space array (:math:`\pm\delta`).
+        tau : float
+            The sweep's tau (only the authors' CG uses it: it solves at tau = 1 and scales
+            afterwards).
+        info : ProxInfo, optional
+            Filled in when given.
 
         Returns
         -------
-        (VW, vb) with VW of ``phi.weight_shape`` and vb of shape (n_out,).
+        (VW, vb) : tuple of arrays
+            VW of ``phi.weight_shape`` and vb of shape (n_out,).
         """
         A, R = phi.prox_operator(a_prev), phi.to_rows(R)  # A = [P; 1^T] (m+1, K); (n_out, K)
         if self.solver == "exact":

@@ -56,7 +56,8 @@ class RunLock:
 
     Attributes
     ----------
-    path : pathlib.Path of the lock file.
+    path : pathlib.Path
+        The lock file.
     since : float or None
         ``time.time()`` when the lock was taken; temporaries older than it are stale
         (:func:`penaltyprop.fsutil.remove_stale`).

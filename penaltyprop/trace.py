@@ -28,16 +28,23 @@ class SweepState(NamedTuple):
 
     Attributes
     ----------
-    step : ``"forward"`` (after the forward pass, Eq. 7), ``"a"`` (after step (a): Eqs. 8,
-        12), ``"b"`` (after step (b) on layer l: Eqs. 9, 10) or ``"c"`` (after step (c) on
-        layer l: Eq. 25 or Eq. 11).
-    layer : int or None, the paper's l of the step (L-1 for step (a), None for the forward pass).
-    theta : list of L-1 (W, b) pairs, ``theta[l-1]`` = :math:`\theta_l` (updated layers hold
+    step : {"forward", "a", "b", "c"}
+        ``"forward"`` (after the forward pass, Eq. 7), ``"a"`` (after step (a): Eqs. 8, 12),
+        ``"b"`` (after step (b) on layer l: Eqs. 9, 10) or ``"c"`` (after step (c) on layer l:
+        Eq. 25 or Eq. 11).
+    layer : int or None
+        The paper's l of the step (L-1 for step (a), None for the forward pass).
+    theta : list of (W, b) pairs
+        L-1 pairs, ``theta[l-1]`` = :math:`\theta_l` (updated layers hold
         :math:`\theta_l^{k+1}`, the others :math:`\theta_l^k`).
-    a : list of L-1 arrays, ``a[l]`` = :math:`a_l` (:math:`a_l^{k+1/2}` once updated; ``a[0]`` is X).
-    z : list of L-1 entries, ``z[l]`` = :math:`z_l` for l = 1..L-2 (:math:`z_l^{k+1/2}` once
-        updated; ``z[0]`` is None). The class scores are not a variable of E and are not kept.
+    a : list of arrays
+        L-1 arrays, ``a[l]`` = :math:`a_l` (:math:`a_l^{k+1/2}` once updated; ``a[0]`` is X).
+    z : list
+        L-1 entries, ``z[l]`` = :math:`z_l` for l = 1..L-2 (:math:`z_l^{k+1/2}` once updated;
+        ``z[0]`` is None). The class scores are not a variable of E and are not kept.
 
+    Notes
+    -----
     ``pp.penalty_energy(net, s.theta, s.a, s.z, y, rho, gamma)`` is E at this point.
     """
 
@@ -61,26 +68,35 @@ def penalty_steps(net, theta, X, y, tau, rho=None, gamma=None, algorithm="backpr
 
     Parameters
     ----------
-    net : Network with L-1 linear layers.
-    theta : list of L-1 (W, b) pairs (not modified).
-    X : (n0, N) inputs (for a CNN (C, H, W, N)).
-    y : (N,) int labels.
-    tau : float > 0.
-    rho, gamma : float > 0 or None (= 1/tau): the penalty weights of Algorithm 1.
-        Algorithm 2 always uses 1/tau; giving them with ``algorithm="proxprop"`` is an error.
-    algorithm : ``"backprop"`` (Algorithm 1, gradient step (c), Eq. 25) or ``"proxprop"``
-        (Algorithm 2, proximal step (c), Eq. 11).
-    tau_theta, solver, cg_iterations, cg_tol, exact_system : the prox step of Algorithm 2,
-        as in :func:`penaltyprop.proxprop` (``tau_theta`` is required there; only
-        ``algorithm="proxprop"`` takes them).
-    method : a method object instead of ``algorithm`` and its options: its own sweep
+    net : Network
+        A network with L-1 linear layers.
+    theta : list of (W, b) pairs
+        L-1 pairs, not modified.
+    X : array, shape (n0, N)
+        Inputs (for a CNN (C, H, W, N)).
+    y : int array, shape (N,)
+        Labels.
+    tau : float > 0
+        The step size.
+    rho, gamma : float > 0 or None
+        The penalty weights of Algorithm 1; None means 1/tau. Algorithm 2 always uses 1/tau;
+        giving them with ``algorithm="proxprop"`` is an error.
+    algorithm : {"backprop", "proxprop"}
+        ``"backprop"`` (Algorithm 1, gradient step (c), Eq. 25) or ``"proxprop"`` (Algorithm 2,
+        proximal step (c), Eq. 11).
+    tau_theta, solver, cg_iterations, cg_tol, exact_system : optional
+        The prox step of Algorithm 2, as in :func:`penaltyprop.proxprop` (``tau_theta`` is
+        required there; only ``algorithm="proxprop"`` takes them).
+    method : Method, optional
+        A method object instead of ``algorithm`` and its options: its own sweep
         (``method.penalty_sweep``) with step tau and rho = gamma = 1/tau.
 
     Returns
     -------
-    list of :class:`SweepState`: the forward pass, (a), then (b), (c) for l = L-2 .. 1;
-    ``2 (L-2) + 2`` states. The last state's ``theta`` equals the output of
-    :func:`~penaltyprop.penalty_backprop` (or :func:`~penaltyprop.proxprop`) exactly.
+    list of SweepState
+        The forward pass, (a), then (b), (c) for l = L-2 .. 1; ``2 (L-2) + 2`` states. The
+        last state's ``theta`` equals the output of :func:`~penaltyprop.penalty_backprop` (or
+        :func:`~penaltyprop.proxprop`) exactly.
     """
     if method is None:
         steps = algorithm_steps(net, theta, X, y, tau, rho, gamma, algorithm, tau_theta, solver,

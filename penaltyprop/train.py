@@ -57,9 +57,11 @@ class TrainResult:
 
     Attributes
     ----------
-    theta : list of (W, b) pairs, the final parameters (on the run's backend).
-    opt_state : :class:`penaltyprop.optim.OptState`, the optimizer's final state (for a lifted
-        method: ``step`` counts the sweeps, no slots).
+    theta : list of (W, b) pairs
+        The final parameters (on the run's backend).
+    opt_state : OptState
+        :class:`penaltyprop.optim.OptState`, the optimizer's final state (for a lifted method:
+        ``step`` counts the sweeps, no slots).
     history : dict
         Per-epoch lists (index 0 is the initial evaluation, before any step): ``epoch``,
         ``train_loss``, ``train_acc`` (full training set), ``val_loss``, ``val_acc``,
@@ -72,7 +74,8 @@ class TrainResult:
         error, such as a Cholesky factorisation that failed on exploded activations),
         ``steps`` (optimizer steps or sweeps taken), ``package`` (``{"name", "version"}`` of
         the penaltyprop release that trained it; the last one, if resumed).
-    config : dict, the run's settings (JSON-able), as stored in checkpoints.
+    config : dict
+        The run's settings (JSON-able), as stored in checkpoints.
     """
 
     theta: list
@@ -92,12 +95,14 @@ def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, 
 
     Parameters
     ----------
-    net : Network (an MLP, or a CNN when its input shape is the data's (C, H, W)).
+    net : Network
+        An MLP, or a CNN when its input shape is the data's (C, H, W).
     data : :class:`penaltyprop.data.Dataset`
         Samples-first host arrays; moved to the device once, in batch-last layout
         (:func:`penaltyprop.data.batch_last`), cast to ``dtype``.
-    optimizer : an optimizer of :mod:`penaltyprop.optim` (its lr is the paper's tau); required
-        for an oracle method, None for a lifted one.
+    optimizer : optimizer or None
+        An optimizer of :mod:`penaltyprop.optim` (its lr is the paper's tau); required for an
+        oracle method, None for a lifted one.
     method : a method of :mod:`penaltyprop.methods`
         For example ``pp.ProxProp(tau_theta=0.05, solver="exact")``; default ``pp.BackProp()``.
     batch_size : int or None
@@ -105,13 +110,18 @@ def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, 
         fewer (oracle methods; the last minibatch of an epoch holds the remainder, so all
         samples are used every epoch). A lifted method sweeps all N samples at once: leave it
         None (or give N). The config records the size that ran.
-    epochs : int >= 1, total number of epochs (sweeps for a lifted method), counting those a
-        resumed run already did.
-    seed : int >= 0, for the initial parameters and the minibatch order.
-    dtype : ``"float32"`` (default) or ``"float64"``.
-    backend : ``"numpy"`` or ``"cupy"``.
-    theta : initial parameters (list of (W, b) pairs, on ``backend``, of ``dtype``);
-        default ``net.init(seed, dtype, backend)``.
+    epochs : int >= 1
+        Total number of epochs (sweeps for a lifted method), counting those a resumed run
+        already did.
+    seed : int >= 0
+        For the initial parameters and the minibatch order.
+    dtype : {"float32", "float64"}
+        ``"float32"`` (default) or ``"float64"``.
+    backend : {"numpy", "cupy"}
+        The array backend of the run.
+    theta : list of (W, b) pairs, optional
+        Initial parameters (on ``backend``, of ``dtype``); default
+        ``net.init(seed, dtype, backend)``.
     out_dir : path-like, optional
         Writes ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume : bool
@@ -123,13 +133,16 @@ def train(net, data, optimizer=None, method=None, *, batch_size=None, epochs=1, 
     on_epoch : callable, optional
         Called as ``on_epoch(record)`` after every evaluation (epoch 0 included) with a dict
         holding one entry of every per-epoch series.
-    eval_chunk : int, columns per forward pass in the evaluations.
-    check_every : int, minibatch steps between two checks of the loss for divergence
-        (each check is a host sync on the GPU; every epoch ends with one).
+    eval_chunk : int
+        Columns per forward pass in the evaluations.
+    check_every : int
+        Minibatch steps between two checks of the loss for divergence (each check is a host
+        sync on the GPU; every epoch ends with one).
 
     Returns
     -------
     TrainResult
+        The final parameters and optimizer state, the history and the run's settings.
 
     Raises
     ------

@@ -37,11 +37,17 @@ def apply_A(VW, vb, P):
 
     Parameters
     ----------
-    VW : (n_out, m) weights as a matrix. vb : (n_out,) biases. P : (m, K) patch matrix.
+    VW : array, shape (n_out, m)
+        Weights as a matrix.
+    vb : array, shape (n_out,)
+        Biases.
+    P : array, shape (m, K)
+        The patch matrix.
 
     Returns
     -------
-    (n_out, K) array.
+    array, shape (n_out, K)
+        :math:`V_W P + v_b\mathbf{1}^\top`.
     """
     return VW @ P + vb[:, None]  # (n_out, m) @ (m, K) -> (n_out, K)
 
@@ -51,11 +57,15 @@ def apply_At(R, P):
 
     Parameters
     ----------
-    R : (n_out, K) rows in output space. P : (m, K) patch matrix.
+    R : array, shape (n_out, K)
+        Rows in output space.
+    P : array, shape (m, K)
+        The patch matrix.
 
     Returns
     -------
-    (RW, rb) : (n_out, m) and (n_out,).
+    (RW, rb) : tuple of arrays
+        Of shapes (n_out, m) and (n_out,).
     """
     if P.shape[1] > P.shape[0]:  # long K (a convolution's H*W*N columns): BLAS is far faster
         return (P @ R.T).T, R.sum(axis=1)  # computing the small (m, n_out) product and transposing
@@ -75,7 +85,8 @@ class PatchOperator:
 
     Parameters
     ----------
-    P : (m, K) patch matrix (``a`` itself for a dense layer).
+    P : array, shape (m, K)
+        The patch matrix (``a`` itself for a dense layer).
     """
 
     def __init__(self, P):
@@ -167,8 +178,10 @@ class LinearTransfer:
 
         Parameters
         ----------
-        rng : numpy.random.Generator on the host (from :func:`penaltyprop.backend.host_rng`).
-        dtype : the floating dtype of the returned host arrays.
+        rng : numpy.random.Generator
+            On the host (from :func:`penaltyprop.backend.host_rng`).
+        dtype : dtype
+            The floating dtype of the returned host arrays.
         """
         bound = 1.0 / math.sqrt(self.fan_in)
         W = rng.uniform(-bound, bound, size=self.weight_shape).astype(dtype)
@@ -181,12 +194,15 @@ class LinearTransfer:
 
         Parameters
         ----------
-        theta_l : (W, b) with W of ``weight_shape`` and b of shape (n_out,).
-        a : ``(*in_shape, N)`` input activations.
+        theta_l : (W, b)
+            W of ``weight_shape`` and b of shape (n_out,).
+        a : array, shape ``(*in_shape, N)``
+            Input activations.
 
         Returns
         -------
-        z : ``(*out_shape, N)``
+        z : array, shape ``(*out_shape, N)``
+            The layer's output.
         """
         W, b = theta_l
         return self.apply_rows(self.weight_matrix(W), b, self.patches(a), a.shape[-1])
@@ -202,12 +218,15 @@ class LinearTransfer:
 
         Parameters
         ----------
-        a : ``(*in_shape, N)`` input activations.
-        delta : ``(*out_shape, N)`` array in output space.
+        a : array, shape ``(*in_shape, N)``
+            Input activations.
+        delta : array, shape ``(*out_shape, N)``
+            An array in output space.
 
         Returns
         -------
-        (dW, db) with dW of ``weight_shape`` and db of shape (n_out,).
+        (dW, db) : tuple of arrays
+            dW of ``weight_shape`` and db of shape (n_out,).
         """
         dWm, db = apply_At(self.to_rows(delta), self.patches(a))  # delta A^T, (n_out, m+1)
         return dWm.reshape(self.weight_shape), db
@@ -217,12 +236,15 @@ class LinearTransfer:
 
         Parameters
         ----------
-        theta_l : (W, b).
-        delta : ``(*out_shape, N)``.
+        theta_l : (W, b)
+            The layer's parameters.
+        delta : array, shape ``(*out_shape, N)``
+            An array in output space.
 
         Returns
         -------
-        ``(*in_shape, N)``
+        array, shape ``(*in_shape, N)``
+            The adjoint applied to delta.
         """
         W, _ = theta_l
         N = delta.shape[-1]

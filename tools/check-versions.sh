@@ -28,7 +28,7 @@ install() {  # pip's output only when it fails
 install --upgrade pip
 install "${pins[@]}" -e ".[test]"
 "$py" -m pip list --format=freeze 2>/dev/null \
-    | grep -iE '^(numpy|scipy|matplotlib|tqdm|pooch|threadpoolctl|pytest|hypothesis|nbmake|dask|distributed)==' \
+    | grep -iE '^(numpy|scipy|matplotlib|tqdm|pooch|threadpoolctl|pytest|hypothesis|nbmake|numpydoc|dask|distributed)==' \
     | tr '\n' ' '
 echo "(Python $("$py" -c 'import platform; print(platform.python_version())'))"
 export MPLBACKEND=Agg

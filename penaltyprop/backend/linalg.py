@@ -79,9 +79,12 @@ def cho_solve(L, B, overwrite_b=False):
 
     Parameters
     ----------
-    L : (n, n) lower-triangular Cholesky factor of A (:func:`cholesky`).
-    B : (n, k) or (n,) right-hand side.
-    overwrite_b : allow X to be written over B.
+    L : array, shape (n, n)
+        Lower-triangular Cholesky factor of A (:func:`cholesky`).
+    B : array, shape (n, k) or (n,)
+        The right-hand side.
+    overwrite_b : bool
+        Allow X to be written over B.
     """
     Y = solve_triangular(L, B, lower=True, overwrite_b=overwrite_b)  # L Y = B
     return solve_triangular(L, Y, lower=True, trans=True, overwrite_b=True)  # L^T X = Y
@@ -116,13 +119,17 @@ def solve_spd(A, B, overwrite_b=False):
 
     Parameters
     ----------
-    A : (n, n) symmetric positive definite array (only its lower triangle is read).
-    B : (n, r) or (n,) right-hand side on the same backend and of the same dtype.
-    overwrite_b : allow X to be written over B (B is never modified otherwise).
+    A : array, shape (n, n)
+        Symmetric positive definite (only its lower triangle is read).
+    B : array, shape (n, r) or (n,)
+        The right-hand side, on the same backend and of the same dtype.
+    overwrite_b : bool
+        Allow X to be written over B (B is never modified otherwise).
 
     Returns
     -------
-    X : B's shape, dtype and (for a contiguous B) memory layout.
+    X : array
+        B's shape, dtype and (for a contiguous B) memory layout.
 
     Raises
     ------

@@ -25,14 +25,17 @@ def make_modes(modes=MODES, cg_iterations=CG_ITERATIONS, tau_theta=TAU_THETA):
 
     Parameters
     ----------
-    modes : subset of ``("backprop", "exact", "cg")``; ``"backprop"`` is required (every
-        ratio is taken against it).
-    cg_iterations : the k of the CG-k modes.
-    tau_theta : the prox step size of the ProxProp modes.
+    modes : subset of ("backprop", "exact", "cg")
+        ``"backprop"`` is required (every ratio is taken against it).
+    cg_iterations : int
+        The k of the CG-k modes.
+    tau_theta : float
+        The prox step size of the ProxProp modes.
 
     Returns
     -------
-    list of :class:`Mode`.
+    list of Mode
+        One :class:`Mode` per mode.
     """
     for name in modes:
         if name not in MODES:

@@ -27,12 +27,14 @@ def build_problem(model=PAPER_MLP, batch_size=500, dtype="float32", backend="num
 
     Parameters
     ----------
-    model : a model string or spec (:func:`penaltyprop.model_spec.parse_model`): widths,
+    model : str or spec
+        A model string or spec (:func:`penaltyprop.model_spec.parse_model`): widths,
         ``"mlp"``, ``"cnn"`` or ``"cnn-authors"``.
 
     Returns
     -------
-    net, theta, X of shape (*input_shape, N), y of shape (N,), all on ``backend``.
+    net, theta, X, y
+        X of shape (*input_shape, N), y of shape (N,), all on ``backend``.
     """
     net, _ = build_model(model)
     xp = get_backend(backend)
@@ -63,29 +65,44 @@ def benchmark(model=PAPER_MLP, batch_size=500, dtype="float32", backend="numpy",
 
     Parameters
     ----------
-    model : widths, ``"mlp"`` (the paper's MLP, default), ``"cnn"`` (Section 5.3) or
+    model : str
+        Widths, ``"mlp"`` (the paper's MLP, default), ``"cnn"`` (Section 5.3) or
         ``"cnn-authors"`` (the CNN of the authors' code).
-    batch_size : int >= 1, N.
-    dtype : ``"float32"`` or ``"float64"``.
-    backend : ``"numpy"`` or ``"cupy"``.
-    repetitions : int >= 1, timed rounds after one warm-up round.
-    modes : subset of ``("backprop", "exact", "cg")``; ``cg_iterations`` the k of CG-k;
-        ``tau_theta`` their prox step size (the paper's 0.05; it does not change the cost).
-    methods : optional list of method objects, timed instead of the preset modes (after
-        BackProp, which every ratio is taken against): an oracle method's step (forward,
-        direction, update) on the N = ``batch_size`` samples, or a lifted method's full-batch
-        sweep over them (from the state of :meth:`init_state`, the same every round). Both
-        are one epoch-equivalent of the N samples, against one BackProp step on all of them.
-    lr : SGD's learning rate (does not change the cost).
-    breakdown, memory : also time the pieces / measure peak memory (one untimed step each).
-    progress : optional callable taking a line of text.
-    load : int >= 0, competing single-threaded GEMM processes that run during the timings
+    batch_size : int >= 1
+        N.
+    dtype : {"float32", "float64"}
+        The floating dtype.
+    backend : {"numpy", "cupy"}
+        The array backend.
+    repetitions : int >= 1
+        Timed rounds after one warm-up round.
+    modes : subset of ("backprop", "exact", "cg")
+        The preset modes to time.
+    cg_iterations : int
+        The k of CG-k.
+    tau_theta : float
+        The modes' prox step size (the paper's 0.05; it does not change the cost).
+    methods : list of Method, optional
+        Method objects, timed instead of the preset modes (after BackProp, which every ratio
+        is taken against): an oracle method's step (forward, direction, update) on the
+        N = ``batch_size`` samples, or a lifted method's full-batch sweep over them (from the
+        state of :meth:`init_state`, the same every round). Both are one epoch-equivalent of
+        the N samples, against one BackProp step on all of them.
+    lr : float
+        SGD's learning rate (does not change the cost).
+    breakdown, memory : bool
+        Also time the pieces / measure peak memory (one untimed step each).
+    progress : callable, optional
+        Takes a line of text.
+    load : int >= 0
+        Competing single-threaded GEMM processes that run during the timings
         (:func:`.load.competing_load`); 0: none.
 
     Returns
     -------
-    dict with keys ``machine``, ``config``, ``peak``, ``modes``, ``breakdown``,
-    ``maxrss_bytes``, ``wall_s``.
+    dict
+        With keys ``machine``, ``config``, ``peak``, ``modes``, ``breakdown``,
+        ``maxrss_bytes``, ``wall_s``.
     """
     wall0 = time.perf_counter()
     load_start = load_average()

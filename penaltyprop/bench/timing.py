@@ -77,8 +77,10 @@ def peak_of(gemm_flops, timed_gemms):
 
     Parameters
     ----------
-    gemm_flops : ``{name: (flops, in_backprop)}``.
-    timed_gemms : ``{name: summary}``.
+    gemm_flops : dict
+        ``{name: (flops, in_backprop)}``.
+    timed_gemms : dict
+        ``{name: summary}``.
     """
     rows = [{"name": name, "gflop": f / 1e9, "median_s": timed_gemms[name]["median_s"],
              "gflops": f / timed_gemms[name]["median_s"] / 1e9, "in_backprop": in_bp}

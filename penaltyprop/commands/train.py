@@ -168,12 +168,18 @@ def plot_text(method, tau, model, description, data_name, steps):
 
     Parameters
     ----------
-    method : the method object.
-    tau : the step size (None for a lifted method).
-    model : the model string (``"64-100-10"``, ``"cnn"``, ...).
-    description : the one line :func:`~penaltyprop.model_spec.build_model` gave for it.
-    data_name : the data set's name.
-    steps : the optimizer and batch, or "full-batch sweeps".
+    method : Method
+        The method object.
+    tau : float or None
+        The step size (None for a lifted method).
+    model : str
+        The model string (``"64-100-10"``, ``"cnn"``, ...).
+    description : str
+        The one line :func:`~penaltyprop.model_spec.build_model` gave for it.
+    data_name : str
+        The data set's name.
+    steps : str
+        The optimizer and batch, or "full-batch sweeps".
     """
     label = method.label if tau is None else f"{method.label}, tau = {tau:g}"
     short = CNN_TITLES.get(model, description)

@@ -44,6 +44,7 @@ def load_dataset(name, data_dir=None, subset=None, dtype="float32", download=Tru
     Parameters
     ----------
     name : {"digits", "cifar10", "mnist"}
+        The data set.
     data_dir : path-like, optional
         Folder holding the extracted data (or where to download it); default
         :func:`cache_dir`. Ignored for "digits", which ships with the package.

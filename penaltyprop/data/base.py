@@ -38,10 +38,13 @@ class Dataset:
     ----------
     name : str
         One of :data:`penaltyprop.data.DATASETS`.
-    X_train, X_val, X_test : (N, d) float arrays on the host, pixels in [0, 1], read-only.
-        One sample per row; ``d = C * H * W`` with the pixels in (C, H, W) order.
-    y_train, y_val, y_test : (N,) int64 arrays, labels in ``0 .. n_classes - 1``, read-only.
+    X_train, X_val, X_test : float array, shape (N, d)
+        On the host, pixels in [0, 1], read-only. One sample per row; ``d = C * H * W`` with
+        the pixels in (C, H, W) order.
+    y_train, y_val, y_test : int64 array, shape (N,)
+        Labels in ``0 .. n_classes - 1``, read-only.
     n_classes : int
+        The number of classes.
     image_shape : tuple of int
         (C, H, W) of one image, e.g. (1, 8, 8), (3, 32, 32), (1, 28, 28).
     """
@@ -81,7 +84,8 @@ def batch_last(X, image_shape=None):
 
     Returns
     -------
-    (d, N) C-contiguous array when ``image_shape`` is None, else (C, H, W, N), on X's backend.
+    array, shape (d, N) or (C, H, W, N)
+        C-contiguous; (d, N) when ``image_shape`` is None, else (C, H, W, N), on X's backend.
 
     Raises
     ------
@@ -109,7 +113,8 @@ def cache_dir() -> Path:
 
     Returns
     -------
-    pathlib.Path (it may not exist yet).
+    pathlib.Path
+        It may not exist yet.
 
     Raises
     ------
@@ -165,6 +170,7 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
     Parameters
     ----------
     name : str
+        The data set's name.
     train, test : pairs (images, labels)
         images: (N, d) uint8 array; labels: (N,) integer array. ``train`` still holds the
         validation samples at its end.
@@ -173,8 +179,11 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
     scale : number
         The pixels are divided by it (the maximum pixel value).
     n_classes : int
+        The number of classes.
     image_shape : tuple (C, H, W)
-    dtype : str or dtype, a floating type
+        The shape of one image.
+    dtype : str or dtype
+        A floating type.
     subset : int, optional
         Number of training samples to keep, 1 .. n_train.
     source : str, optional
@@ -183,6 +192,7 @@ def split_scale_subset(name, train, test, *, n_val, scale, n_classes, image_shap
     Returns
     -------
     Dataset
+        The data set.
 
     Raises
     ------
@@ -269,12 +279,14 @@ def fingerprint(data) -> str:
 
     Parameters
     ----------
-    data : Dataset (or anything with its ``X_*``, ``y_*`` arrays, samples-first)
+    data : Dataset
+        Or anything with its ``X_*``, ``y_*`` arrays, samples-first.
 
     Returns
     -------
-    str ``"<n_train>/<n_val>/<n_test>x<d>:all:<16 hex digits>"``, e.g.
-    ``"1197/300/300x64:all:3f..."``.
+    str
+        ``"<n_train>/<n_val>/<n_test>x<d>:all:<16 hex digits>"``, e.g.
+        ``"1197/300/300x64:all:3f..."``.
     """
     def hash_rows(digest, X):
         for start in range(0, X.shape[0], HASH_ROWS):  # bounded memory for float64 data

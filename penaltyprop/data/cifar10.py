@@ -52,7 +52,8 @@ def load_cifar10(data_dir=None, subset=None, dtype="float32", download=True):
     subset : int, optional
         Keep the first ``subset`` training images, and proportionally fewer validation and
         test images (``split_scale_subset`` in ``penaltyprop/data/base.py``).
-    dtype : str, a floating type
+    dtype : str
+        A floating type.
     download : bool
         Download and extract the official archive (170 MB, sha256-checked) when no folder
         is found.
@@ -152,8 +153,10 @@ def read_batches(paths):
 
     Returns
     -------
-    images : (N, 3072) uint8 array, one flattened (3, 32, 32) image per row
-    labels : (N,) uint8 array, in 0..9
+    images : uint8 array, shape (N, 3072)
+        One flattened (3, 32, 32) image per row.
+    labels : uint8 array, shape (N,)
+        In 0..9.
 
     Raises
     ------

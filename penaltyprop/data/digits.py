@@ -38,7 +38,8 @@ def load_digits(subset=None, dtype="float32"):
     subset : int, optional
         Keep the first ``subset`` training images, and proportionally fewer validation and
         test images.
-    dtype : str, a floating type
+    dtype : str
+        A floating type.
 
     Returns
     -------
@@ -70,7 +71,8 @@ def read_digits(path):
 
     Returns
     -------
-    (1797, 65) int64 array: 64 pixels in 0..16, then the label.
+    int64 array, shape (1797, 65)
+        64 pixels in 0..16, then the label.
 
     Raises
     ------

@@ -44,12 +44,14 @@ def cache_lock(folder, name):
     Parameters
     ----------
     folder : path-like
-    name : str, where the folder came from (``"data_dir"``, ``$PENALTYPROP_DATA_DIR``), for
-        messages.
+        The cache folder.
+    name : str
+        Where the folder came from (``"data_dir"``, ``$PENALTYPROP_DATA_DIR``), for messages.
 
     Yields
     ------
-    The held :class:`penaltyprop.runlock.RunLock`.
+    RunLock
+        The held :class:`penaltyprop.runlock.RunLock`.
 
     Raises
     ------
@@ -95,7 +97,8 @@ def fetch(urls, known_hash, fname, folder, hint="") -> Path:
 
     Returns
     -------
-    pathlib.Path of the verified file.
+    pathlib.Path
+        The verified file.
 
     Raises
     ------
@@ -173,7 +176,8 @@ def extract_folder(archive, top, folder, check) -> Path:
 
     Returns
     -------
-    pathlib.Path ``folder / top``.
+    pathlib.Path
+        ``folder / top``.
 
     Raises
     ------

@@ -57,7 +57,8 @@ def load_mnist(data_dir=None, subset=None, dtype="float32", download=True):
     subset : int, optional
         Keep the first ``subset`` training images, and proportionally fewer validation and
         test images.
-    dtype : str, a floating type
+    dtype : str
+        A floating type.
     download : bool
         Download missing files (md5-checked) from the mirrors in
         ``penaltyprop/data/mnist.py``, tried in order.
@@ -128,10 +129,12 @@ def read_idx(path):
     Parameters
     ----------
     path : path-like
+        The file.
 
     Returns
     -------
-    uint8 array of the shape the header announces, e.g. (N, 28, 28) or (N,). Read-only.
+    uint8 array
+        Of the shape the header announces, e.g. (N, 28, 28) or (N,). Read-only.
 
     Raises
     ------

@@ -41,17 +41,21 @@ def load_mnist_csv(path, subset=None, dtype="float32", seed=0):
 
     Parameters
     ----------
-    path : path-like, the CSV file (``.csv`` or ``.csv.gz``).
+    path : path-like
+        The CSV file (``.csv`` or ``.csv.gz``).
     subset : int, optional
         Keep the first ``subset`` training images, and proportionally fewer validation and
         test images.
-    dtype : str, a floating type
-    seed : int, the permutation of the rows before the split.
+    dtype : str
+        A floating type.
+    seed : int
+        The permutation of the rows before the split.
 
     Returns
     -------
-    Dataset named ``"mnist-csv"``: X of shape (N, 784), pixels in [0, 1]; image_shape
-    (1, 28, 28).
+    Dataset
+        Named ``"mnist-csv"``: X of shape (N, 784), pixels in [0, 1]; image_shape
+        (1, 28, 28).
 
     Raises
     ------

@@ -52,6 +52,7 @@ def check_im2col(im2col):
     Returns
     -------
     Verdict
+        Right, wrong or not done, with a message that says why.
     """
 
     def one(a, k, p, conv, problem):
@@ -108,6 +109,7 @@ def check_col2im(col2im):
     Returns
     -------
     Verdict
+        Right, wrong or not done, with a message that says why.
     """
 
     def one(a, k, p, conv, problem):

@@ -60,11 +60,13 @@ def student_edition(nb) -> dict:
 
     Parameters
     ----------
-    nb : dict, a notebook (not modified).
+    nb : dict
+        A notebook (not modified).
 
     Returns
     -------
-    dict, a new notebook.
+    dict
+        A new notebook.
     """
     cells = []
     for cell in nb["cells"]:
@@ -97,7 +99,8 @@ def write_student_edition(source_dir, out_dir) -> list:
 
     Returns
     -------
-    list of Path, the files written.
+    list of Path
+        The files written.
     """
     files = notebook_files(source_dir)
     editions = [(p.name, student_edition(read_notebook(p))) for p in files]

@@ -123,6 +123,7 @@ def check_prox_primal(prox_primal):
     Returns
     -------
     Verdict
+        Right, wrong or not done, with a message that says why.
     """
     return prox_check(prox_primal, "primal")
 
@@ -140,6 +141,7 @@ def check_prox_batch(prox_batch):
     Returns
     -------
     Verdict
+        Right, wrong or not done, with a message that says why.
     """
     return prox_check(prox_batch, "batch-space")
 
@@ -219,6 +221,7 @@ def check_cg_iteration(cg_iteration):
     Returns
     -------
     Verdict
+        Right, wrong or not done, with a message that says why.
     """
 
     def one(V, R, P, A, tau_theta, B, problem):

@@ -211,16 +211,21 @@ def grade(path, checks, timeout=600) -> dict:
 
     Parameters
     ----------
-    path : a notebook file. checks : ``{name: check}``, e.g. :data:`penaltyprop.exercises.CHECKS`.
-    timeout : seconds a cell may run.
+    path : path-like
+        A notebook file.
+    checks : dict
+        ``{name: check}``, e.g. :data:`penaltyprop.exercises.CHECKS`.
+    timeout : float
+        Seconds a cell may run.
 
     Returns
     -------
-    dict ``{exercise: (status, line)}`` for every exercise of the notebook
-    (:func:`expected_exercises`), in the order of ``checks``: a status of
-    :data:`~penaltyprop.exercises.verdict.STATUSES`, ``"error"`` (the function or class the
-    exercise names is not defined at the end, or its check raised) or ``"not run"`` (the
-    notebook did not finish: a cell ran past the timeout, or the kernel died).
+    dict
+        ``{exercise: (status, line)}`` for every exercise of the notebook
+        (:func:`expected_exercises`), in the order of ``checks``: a status of
+        :data:`~penaltyprop.exercises.verdict.STATUSES`, ``"error"`` (the function or class
+        the exercise names is not defined at the end, or its check raised) or ``"not run"``
+        (the notebook did not finish: a cell ran past the timeout, or the kernel died).
     """
     path = Path(path)
     nb = read_notebook(path)

@@ -51,11 +51,15 @@ class Verdict:
 
     Attributes
     ----------
-    exercise : str, the exercise's name (the function the student writes).
-    status : ``"right"``, ``"wrong"`` or ``"not done"``.
-    message : str, one or two lines; ``str(verdict)`` and the notebook display show it.
-    largest_difference : float or None, the largest absolute difference to the expected
-        answer (over all problems when right; on the failing problem when wrong).
+    exercise : str
+        The exercise's name (the function the student writes).
+    status : {"right", "wrong", "not done"}
+        The verdict.
+    message : str
+        One or two lines; ``str(verdict)`` and the notebook display show it.
+    largest_difference : float or None
+        The largest absolute difference to the expected answer (over all problems when
+        right; on the failing problem when wrong).
     """
 
     exercise: str
@@ -98,13 +102,18 @@ def checker(exercise, reference, class_name=None):
 
     Parameters
     ----------
-    exercise : str, the name of the function the student writes (for a class: the exercise's
-        name, which is also the method's registry name).
-    reference : str, what the answer is compared with, for the "right" line
-        (e.g. ``"Eq. 44"``, ``"Proposition 1"``).
-    class_name : str or None, the class the student writes, when the exercise is a class
-        (a training method) rather than a function: the check then takes a class.
+    exercise : str
+        The name of the function the student writes (for a class: the exercise's name, which
+        is also the method's registry name).
+    reference : str
+        What the answer is compared with, for the "right" line (e.g. ``"Eq. 44"``,
+        ``"Proposition 1"``).
+    class_name : str or None
+        The class the student writes, when the exercise is a class (a training method) rather
+        than a function: the check then takes a class.
 
+    Notes
+    -----
     The body is ``body(student) -> (largest_difference, n_problems)``, optionally with a
     sentence more for the "right" line; it raises :class:`Wrong` and lets :class:`NotDone`
     through. The check's attribute ``takes`` is the name the student defines (``class_name``,
@@ -251,9 +260,11 @@ def matching_mistake(got, mistakes):
 
     Parameters
     ----------
-    got : dict name -> array, the student's outputs that are wrong.
-    mistakes : sequence of ``(answers, hint)``; ``answers`` maps output names to what that
-        mistake gives. It matches when every wrong output is among them and equal.
+    got : dict name -> array
+        The student's outputs that are wrong.
+    mistakes : sequence of (answers, hint)
+        ``answers`` maps output names to what that mistake gives. It matches when every wrong
+        output is among them and equal.
     """
     for answers, hint in mistakes:
         if all(n in answers and answers[n].shape == g.shape and close(g, answers[n])
@@ -267,12 +278,19 @@ def compare(got, want, names, problem, reference, mistakes=(), hint=None):
 
     Parameters
     ----------
-    got, want : tuples of arrays, the same shapes (checked before by :func:`as_array`).
-    names : their names, for the message. problem : str, the problem's description.
-    reference : str, what ``want`` is (``"Eq. 44"``).
-    mistakes : known mistakes, ``(answers, hint)`` with ``answers`` a dict from output names
-        to that mistake's outputs (:func:`matching_mistake`).
-    hint : the hint when no known mistake matches.
+    got, want : tuples of arrays
+        The same shapes (checked before by :func:`as_array`).
+    names : tuple of str
+        Their names, for the message.
+    problem : str
+        The problem's description.
+    reference : str
+        What ``want`` is (``"Eq. 44"``).
+    mistakes : sequence of (answers, hint)
+        Known mistakes, with ``answers`` a dict from output names to that mistake's outputs
+        (:func:`matching_mistake`).
+    hint : str
+        The hint when no known mistake matches.
 
     Raises
     ------

@@ -61,9 +61,10 @@ def spread(values) -> dict:
 
     Returns
     -------
-    dict: ``mean`` (of the finite values; None when every seed diverged), ``sd`` (sample
-    standard deviation; None for fewer than two finite values), ``seeds`` (how many) and
-    ``diverged`` (how many of them diverged).
+    dict
+        ``mean`` (of the finite values; None when every seed diverged), ``sd`` (sample
+        standard deviation; None for fewer than two finite values), ``seeds`` (how many) and
+        ``diverged`` (how many of them diverged).
     """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return {"mean": statistics.fmean(finite) if finite else None,
@@ -112,18 +113,24 @@ def remaining_seconds(left, measured, groups, epochs, workers):
 
     Parameters
     ----------
-    left : [key, ...], the unfinished cells in submission order.
-    measured : {key: {epoch: seconds}}, the training plus evaluation seconds of every epoch
+    left : list of str
+        ``[key, ...]``, the unfinished cells in submission order.
+    measured : dict
+        ``{key: {epoch: seconds}}``, the training plus evaluation seconds of every epoch
         reported so far (epoch 0: the initial evaluation, not counted as an epoch).
-    groups : {key: group}: a cell with no epoch of its own takes the mean epoch of its group
+    groups : dict
+        ``{key: group}``: a cell with no epoch of its own takes the mean epoch of its group
         (its method), or of all cells when its group has none yet.
-    epochs : int, epochs of a cell; or {key: epochs} for cells of different lengths.
-    workers : int.
+    epochs : int or dict
+        Epochs of a cell; or ``{key: epochs}`` for cells of different lengths.
+    workers : int
+        The number of workers.
 
     Returns
     -------
-    float, :func:`grid_seconds` of each cell's epochs left times its seconds per epoch; None
-    before any epoch was measured.
+    float or None
+        :func:`grid_seconds` of each cell's epochs left times its seconds per epoch; None
+        before any epoch was measured.
     """
     per_epoch = {k: [s for e, s in v.items() if e >= 1] for k, v in measured.items()}
     by_group = {}
@@ -146,16 +153,21 @@ def grid_time(results, workers=(1, 2, 4, 8, 16, 36), seeds=1) -> dict:
 
     Parameters
     ----------
-    results : dict, the content of an experiment's ``results.json``.
-    workers : worker counts to estimate.
-    seeds : int, how many seeds each configuration runs with (each a cell as long as the
-        stored one; submitted configuration by configuration, as the experiments do).
+    results : dict
+        The content of an experiment's ``results.json``.
+    workers : sequence of int
+        Worker counts to estimate.
+    seeds : int
+        How many seeds each configuration runs with (each a cell as long as the stored one;
+        submitted configuration by configuration, as the experiments do).
 
     Returns
     -------
-    dict: ``cells`` (how many), ``cell_seconds`` ({key: measured seconds}, :func:`cell_seconds`),
-    ``longest_cell_s``, ``total_s`` (the serial time) and ``grid_s`` ({workers: seconds},
-    :func:`grid_seconds`), for workers each as fast as the machine that measured the cells.
+    dict
+        ``cells`` (how many), ``cell_seconds`` ({key: measured seconds},
+        :func:`cell_seconds`), ``longest_cell_s``, ``total_s`` (the serial time) and
+        ``grid_s`` ({workers: seconds}, :func:`grid_seconds`), for workers each as fast as
+        the machine that measured the cells.
     """
     seconds = {key: cell_seconds(record) for key, record in results["runs"].items()}
     times = [t for t in seconds.values() for _ in range(int(seeds))]

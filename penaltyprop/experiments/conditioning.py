@@ -32,11 +32,13 @@ def gram_matrices(net, theta, X_host, xp):
 
     Parameters
     ----------
-    X_host : (N, n0) host array, samples-first (converted here, chunk by chunk).
+    X_host : host array, shape (N, n0)
+        Samples-first (converted here, chunk by chunk).
 
     Returns
     -------
-    list of (n_l, n_l) float64 arrays on ``xp``.
+    list of float64 arrays
+        Of shapes (n_l, n_l), on ``xp``.
     """
     grams = None
     for s in range(0, X_host.shape[0], CHUNK):

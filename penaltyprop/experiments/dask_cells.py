@@ -58,17 +58,22 @@ def open_cells(*, workers=None, scheduler=None, blas_threads=None, backend="nump
 
     Parameters
     ----------
-    workers : int >= 1, worker processes of a local cluster (one cell each at a time), or None.
-    scheduler : str, the address of a running Dask scheduler (``tcp://host:8786``), or None.
-    blas_threads : int, BLAS threads per worker (default: a share of this machine's cores,
-        cores // workers, for a local cluster; 1 on a scheduler's workers, as Dask's nanny
-        sets them).
-    backend : ``"cupy"`` gives each local worker one GPU (round robin over the visible ones).
-    log : callable taking one line.
+    workers : int >= 1 or None
+        Worker processes of a local cluster (one cell each at a time), or None.
+    scheduler : str or None
+        The address of a running Dask scheduler (``tcp://host:8786``), or None.
+    blas_threads : int
+        BLAS threads per worker (default: a share of this machine's cores, cores // workers,
+        for a local cluster; 1 on a scheduler's workers, as Dask's nanny sets them).
+    backend : {"numpy", "cupy"}
+        ``"cupy"`` gives each local worker one GPU (round robin over the visible ones).
+    log : callable
+        Takes one line.
 
     Yields
     ------
-    DaskCells; the cluster (and the connection) close on exit.
+    DaskCells
+        The cluster (and the connection) close on exit.
 
     Raises
     ------
@@ -151,9 +156,12 @@ class DaskCells:
 
     Parameters
     ----------
-    client : distributed.Client.
-    blas_threads : int, BLAS threads of each worker while it trains.
-    log : callable taking one line.
+    client : distributed.Client
+        The connection to the cluster.
+    blas_threads : int
+        BLAS threads of each worker while it trains.
+    log : callable
+        Takes one line.
     """
 
     def __init__(self, client, blas_threads, log=print):

@@ -46,15 +46,26 @@ class CellTask:
 
     Attributes
     ----------
-    out : str, the experiment's output folder (on a filesystem the worker sees).
-    key : str, the cell's store key; it trains into ``out/runs/KEY/``.
-    net, optimizer, method : the configuration.
-    scale : its numbers (``epochs``, ``batch_size``).
-    seed : int; backend : ``"numpy"`` or ``"cupy"``.
-    loader : picklable callable returning the experiment's
-        :class:`~penaltyprop.data.Dataset`; digest : its :func:`data_digest` on the driver.
-    blas_threads : int, BLAS threads of the worker process while it trains.
-    topic : str, the Dask event topic of the driver's progress.
+    out : str
+        The experiment's output folder (on a filesystem the worker sees).
+    key : str
+        The cell's store key; it trains into ``out/runs/KEY/``.
+    net, optimizer, method
+        The configuration.
+    scale : Scale
+        Its numbers (``epochs``, ``batch_size``).
+    seed : int
+        The cell's seed.
+    backend : {"numpy", "cupy"}
+        The array backend.
+    loader : callable
+        Picklable, returning the experiment's :class:`~penaltyprop.data.Dataset`.
+    digest : str
+        The loader's data's :func:`data_digest` on the driver.
+    blas_threads : int
+        BLAS threads of the worker process while it trains.
+    topic : str
+        The Dask event topic of the driver's progress.
     """
 
     out: str

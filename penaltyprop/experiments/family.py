@@ -153,8 +153,9 @@ def run_family(scale_name, scale, *, data_dir=None, out, seed=0, backend="numpy"
 
     Returns
     -------
-    dict: ``datasets`` (name -> its results.json content and its ``summary`` rows),
-    ``markdown`` (every table) and ``wall_s``.
+    dict
+        ``datasets`` (name -> its results.json content and its ``summary`` rows),
+        ``markdown`` (every table) and ``wall_s``.
     """
     if mnist_csv is not None:  # before the first data set's runs, not hours later
         if not any(spec.data == "mnist" for spec in scale.datasets):

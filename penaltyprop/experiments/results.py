@@ -159,14 +159,19 @@ def check_runs(out, expected, data, checked=None, base_seed=0) -> None:
 
     Parameters
     ----------
-    out : the experiment's folder.
-    expected : dict configuration key -> ``(config, lifted)``: ``config(seed=S)`` gives the
-        settings that :func:`penaltyprop.train.train` records for the configuration trained
-        with ``seed`` (called only for a folder that holds a checkpoint), ``lifted`` whether
-        its method is lifted.
-    data : the Dataset the experiment trains on.
-    checked : optional dict, entries found good (path -> checkpoint mtime), not read again.
-    base_seed : int, the seed of a folder named by a plain key; ``KEY@seedS`` is the cell of
+    out : path-like
+        The experiment's folder.
+    expected : dict
+        Configuration key -> ``(config, lifted)``: ``config(seed=S)`` gives the settings
+        that :func:`penaltyprop.train.train` records for the configuration trained with
+        ``seed`` (called only for a folder that holds a checkpoint), ``lifted`` whether its
+        method is lifted.
+    data : Dataset
+        The data the experiment trains on.
+    checked : dict, optional
+        Entries found good (path -> checkpoint mtime), not read again.
+    base_seed : int
+        The seed of a folder named by a plain key; ``KEY@seedS`` is the cell of
         configuration KEY with seed S (:func:`~.cells.split_key`), of this run or of another.
 
     Raises

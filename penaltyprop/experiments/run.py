@@ -28,21 +28,31 @@ class Experiment(NamedTuple):
 
     Attributes
     ----------
-    run : ``run(store, data, scale, *, seed, backend, cg_variant, optimizer) -> summary``.
-    report : ``report(store, out, title, *, cg_variant) -> Markdown`` (writes figure and table).
-    optimizer : the default optimizer (``"nesterov"``, ``"adam"``), None for none.
-    section : where the paper has it.
-    methods : ``methods(cg_variant) -> [method, ...]``, the training methods it compares
-        (None: it trains nothing, and takes no ``cg_variant``).
-    optimizers : the optimizers it accepts (default: only its own).
-    runner : optional ``runner(scale_name, scale, *, data_dir, out, seed, backend, download,
-        mnist_csv, log) -> dict`` that runs the whole experiment instead of ``run`` and
-        ``report`` (the family comparison: several data sets, a store each).
-    scales : optional ``{scale: numbers}`` of an experiment that is not in ``SETTINGS``.
-    models : the networks it can train (the first is the default; empty: its network is
-        fixed); ``run`` then takes ``model=``.
-    cells : optional ``cells(cg_variant) -> [key, ...]``, the store keys of its
-        configurations (for a run of a subset of them).
+    run : callable
+        ``run(store, data, scale, *, seed, backend, cg_variant, optimizer) -> summary``.
+    report : callable
+        ``report(store, out, title, *, cg_variant) -> Markdown`` (writes figure and table).
+    optimizer : str or None
+        The default optimizer (``"nesterov"``, ``"adam"``), None for none.
+    section : str
+        Where the paper has it.
+    methods : callable or None
+        ``methods(cg_variant) -> [method, ...]``, the training methods it compares (None: it
+        trains nothing, and takes no ``cg_variant``).
+    optimizers : tuple of str
+        The optimizers it accepts (default: only its own).
+    runner : callable, optional
+        ``runner(scale_name, scale, *, data_dir, out, seed, backend, download, mnist_csv,
+        log) -> dict`` that runs the whole experiment instead of ``run`` and ``report`` (the
+        family comparison: several data sets, a store each).
+    scales : dict, optional
+        ``{scale: numbers}`` of an experiment that is not in ``SETTINGS``.
+    models : tuple of str
+        The networks it can train (the first is the default; empty: its network is fixed);
+        ``run`` then takes ``model=``.
+    cells : callable, optional
+        ``cells(cg_variant) -> [key, ...]``, the store keys of its configurations (for a run
+        of a subset of them).
     """
 
     run: Callable
@@ -95,49 +105,63 @@ def run_experiment(name, scale="small", *, data_dir=None, out=None, seed=0, back
 
     Parameters
     ----------
-    name : one of :data:`EXPERIMENTS`.
-    scale : ``"tiny"`` (synthetic data, seconds), ``"small"`` (CIFAR-10 subset, minutes on a
+    name : str
+        One of :data:`EXPERIMENTS`.
+    scale : {"tiny", "small", "medium", "paper"}
+        ``"tiny"`` (synthetic data, seconds), ``"small"`` (CIFAR-10 subset, minutes on a
         CPU), ``"medium"`` (table1 and figure3 only: hours on a CPU, see
         :mod:`~penaltyprop.experiments.settings`) or ``"paper"`` (the paper's setting; hours
         on a GPU).
-    data_dir : path-like, the folder holding ``cifar-10-batches-bin/`` (default: the
-        package's cache, ``$PENALTYPROP_DATA_DIR``).
-    out : path-like, output folder (default :func:`default_out`).
-    seed : int, initial parameters and minibatch order.
-    backend : ``"numpy"`` or ``"cupy"``.
-    cg_variant : ``"textbook"`` or ``"authors"`` (the ProxProp CG of the authors' code);
-        figure2, table1 and figure3 only.
-    optimizer : table1 only: ``"nesterov"`` (default, momentum 0.95) or ``"sgd"`` (plain).
-    download : bool, download CIFAR-10 when it is missing.
-    log : callable taking one line of progress.
-    mnist_csv : path-like, family only: an MNIST CSV file (784 pixels and the label per
-        line, :mod:`penaltyprop.data.mnist_csv`) used instead of the full MNIST set.
-    model : figure3 only: ``"cnn"`` (the paper's text, default) or ``"cnn-authors"`` (the
-        CNN of the authors' code: no third pooling, FC 1280 -> 10).
-    cells : optional list of configuration keys (``"backprop"``, ``"cg3"``,
-        ``"cg3_tau0.5"``, ...): train only these; the others can follow in a later run
-        into the same ``out`` (not for family).
-    seeds : optional list of seeds (figure2, table1, figure3): every configuration trains
-        once per seed (each a cell), and the tables report the mean and standard deviation
-        over seeds. ``seed`` stays the folder's base seed: its cells keep their plain keys,
-        the others are ``KEY@seed<s>`` (:mod:`~penaltyprop.experiments.cells`); a later run
-        may add seeds, and an interrupted cell of a seed it does not name is left for a run
-        that does.
-    workers : optional int, run the cells as tasks on a local Dask cluster of this many
-        worker processes (:mod:`~penaltyprop.experiments.dask_cells`; needs
-        ``dask[distributed]``).
-    scheduler : optional str, run the cells as tasks on the workers of the Dask scheduler at
-        this address (``tcp://host:8786``); ``out`` must be on a filesystem they all see.
-    blas_threads : optional int, BLAS threads of each worker (default: cores // workers on a
-        local cluster, 1 on a scheduler's workers).
-
-    Without ``workers`` and ``scheduler`` the cells train here, in order, and Dask is not
-    imported.
+    data_dir : path-like
+        The folder holding ``cifar-10-batches-bin/`` (default: the package's cache,
+        ``$PENALTYPROP_DATA_DIR``).
+    out : path-like
+        Output folder (default :func:`default_out`).
+    seed : int
+        Initial parameters and minibatch order.
+    backend : {"numpy", "cupy"}
+        The array backend.
+    cg_variant : {"textbook", "authors"}
+        ``"authors"`` is the ProxProp CG of the authors' code; figure2, table1 and figure3
+        only.
+    optimizer : {"nesterov", "sgd"}
+        For table1 only: ``"nesterov"`` (default, momentum 0.95) or ``"sgd"`` (plain).
+    download : bool
+        Download CIFAR-10 when it is missing.
+    log : callable
+        Takes one line of progress.
+    mnist_csv : path-like
+        For family only: an MNIST CSV file (784 pixels and the label per line,
+        :mod:`penaltyprop.data.mnist_csv`) used instead of the full MNIST set.
+    model : {"cnn", "cnn-authors"}
+        For figure3 only: ``"cnn"`` (the paper's text, default) or ``"cnn-authors"`` (the CNN of
+        the authors' code: no third pooling, FC 1280 -> 10).
+    cells : list of str, optional
+        Configuration keys (``"backprop"``, ``"cg3"``, ``"cg3_tau0.5"``, ...): train only
+        these; the others can follow in a later run into the same ``out`` (not for family).
+    seeds : list of int, optional
+        Seeds (figure2, table1, figure3): every configuration trains once per seed (each a
+        cell), and the tables report the mean and standard deviation over seeds. ``seed``
+        stays the folder's base seed: its cells keep their plain keys, the others are
+        ``KEY@seed<s>`` (:mod:`~penaltyprop.experiments.cells`); a later run may add seeds,
+        and an interrupted cell of a seed it does not name is left for a run that does.
+    workers : int, optional
+        Run the cells as tasks on a local Dask cluster of this many worker processes
+        (:mod:`~penaltyprop.experiments.dask_cells`; needs ``dask[distributed]``). Without
+        ``workers`` and ``scheduler`` the cells train here, in order, and Dask is not
+        imported.
+    scheduler : str, optional
+        Run the cells as tasks on the workers of the Dask scheduler at this address
+        (``tcp://host:8786``); ``out`` must be on a filesystem they all see.
+    blas_threads : int, optional
+        BLAS threads of each worker (default: cores // workers on a local cluster, 1 on a
+        scheduler's workers).
 
     Returns
     -------
-    dict, the content of ``results.json``: ``settings``, ``runs`` (key -> record),
-    ``summary`` (what the table shows), ``wall_s`` and ``markdown``.
+    dict
+        The content of ``results.json``: ``settings``, ``runs`` (key -> record), ``summary``
+        (what the table shows), ``wall_s`` and ``markdown``.
 
     Raises
     ------

@@ -69,15 +69,22 @@ class Store:
 
     Parameters
     ----------
-    out : path-like, the output folder (created when the store is entered).
-    settings : dict, JSON-able; a store whose settings differ refuses to resume.
-    log : callable taking one line of text (progress).
-    cells : optional collection of configuration keys: train only these (the others are left
-        for a later run into the same folder; :func:`run_configs` checks the names).
-    data : optional Dataset the configurations train on: its fingerprint is recorded in
+    out : path-like
+        The output folder (created when the store is entered).
+    settings : dict
+        JSON-able; a store whose settings differ refuses to resume.
+    log : callable
+        Takes one line of text (progress).
+    cells : collection of str, optional
+        Configuration keys: train only these (the others are left for a later run into the
+        same folder; :func:`run_configs` checks the names).
+    data : Dataset, optional
+        The data the configurations train on: its fingerprint is recorded in
         ``results.json`` (``data_fingerprint``), and a folder whose runs were trained on other
         data is refused.
 
+    Notes
+    -----
     The folder is checked when the store is made (:mod:`.results`: the structure of
     ``results.json``, its settings and data, no training run of its own) and its ``runs/`` by
     :meth:`check_runs`; nothing is written before the first configuration finishes.
@@ -145,10 +152,12 @@ class Store:
 
         Parameters
         ----------
-        configs : dict configuration key -> ``(net, optimizer, method, scale)``; they add to
-            those of earlier calls (the family checks every data set's folder before the
-            first trains, :func:`run_configs` again, :meth:`train` its own configuration).
-        data, backend : as :meth:`train` gets them.
+        configs : dict
+            Configuration key -> ``(net, optimizer, method, scale)``; they add to those of
+            earlier calls (the family checks every data set's folder before the first
+            trains, :func:`run_configs` again, :meth:`train` its own configuration).
+        data, backend
+            As :meth:`train` gets them.
         """
         for key, (net, optimizer, method, scale) in configs.items():
             self.expected[key] = (partial(run_config, net, data, optimizer, method, scale,
@@ -182,14 +191,19 @@ class Store:
 
         Parameters
         ----------
-        key : str, the configuration's name in ``results.json``.
-        net, data, optimizer : as :func:`penaltyprop.train.train`.
-        method : a method object (``pp.BackProp()``, ``pp.ProxProp(...)``).
-        scale : the :class:`~.settings.Scale` (batch size, epochs).
+        key : str
+            The configuration's name in ``results.json``.
+        net, data, optimizer
+            As :func:`penaltyprop.train.train`.
+        method : Method
+            A method object (``pp.BackProp()``, ``pp.ProxProp(...)``).
+        scale : Scale
+            The :class:`~.settings.Scale` (batch size, epochs).
 
         Returns
         -------
-        dict, :func:`train_cell`'s record.
+        dict
+            :func:`train_cell`'s record.
         """
         if key in self:
             self.log(f"[{key}] done before, not run again")
@@ -221,16 +235,21 @@ def train_cell(out, key, net, data, optimizer, method, scale, *, seed=0, backend
 
     Parameters
     ----------
-    out : path-like, the experiment's output folder.
-    key, net, data, optimizer, method, scale, seed, backend : as :meth:`Store.train`.
-    log : callable taking one line (the start and every epoch).
-    on_epoch : optional callable, also called with every epoch's record (after ``log``).
+    out : path-like
+        The experiment's output folder.
+    key, net, data, optimizer, method, scale, seed, backend
+        As :meth:`Store.train`.
+    log : callable
+        Takes one line (the start and every epoch).
+    on_epoch : callable, optional
+        Also called with every epoch's record (after ``log``).
 
     Returns
     -------
-    dict with ``method`` (its label), ``method_options`` (its ``config()``), ``config``
-    (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of the
-    last session if resumed).
+    dict
+        With ``method`` (its label), ``method_options`` (its ``config()``), ``config``
+        (train's), ``history`` (train's) and ``wall_s`` (seconds, evaluations included; of
+        the last session if resumed).
     """
     run_dir = Path(out) / "runs" / key
     resume = (run_dir / CHECKPOINT).exists()

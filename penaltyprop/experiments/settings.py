@@ -31,13 +31,19 @@ class Scale:
 
     Attributes
     ----------
-    data : ``"cifar10"`` or ``"synthetic"`` (tiny scale only).
-    n_train : int or None, training images (None: all 45,000); the validation and test sets
-        shrink by the same factor (``penaltyprop.data.load_dataset(subset=...)``).
-    epochs, batch_size : int, training length and minibatch size.
-    hidden : tuple of int, hidden widths of the MLP.
-    channels : tuple of int, filters of the CNN's convolutions.
-    image_shape : (C, H, W) of the synthetic images (tiny scale only).
+    data : {"cifar10", "synthetic"}
+        ``"synthetic"``: tiny scale only.
+    n_train : int or None
+        Training images (None: all 45,000); the validation and test sets shrink by the same
+        factor (``penaltyprop.data.load_dataset(subset=...)``).
+    epochs, batch_size : int
+        Training length and minibatch size.
+    hidden : tuple of int
+        Hidden widths of the MLP.
+    channels : tuple of int
+        Filters of the CNN's convolutions.
+    image_shape : (C, H, W)
+        Of the synthetic images (tiny scale only).
     """
 
     data: str = "cifar10"
@@ -93,12 +99,14 @@ class FamilyData:
 
     Attributes
     ----------
-    data : ``"synthetic"``, ``"digits"``, ``"mnist"`` (the full set, or the CSV file given
-        to the experiment) or ``"cifar10"``.
-    n_train : int or None, training images kept (None: all).
-    hidden : tuple of int, the hidden widths of the ReLU MLP.
-    source_bcd : bool, also train BCD in its sources' setting (squared loss, 3 x 1500, 50
-        sweeps).
+    data : {"synthetic", "digits", "mnist", "cifar10"}
+        ``"mnist"`` is the full set, or the CSV file given to the experiment.
+    n_train : int or None
+        Training images kept (None: all).
+    hidden : tuple of int
+        The hidden widths of the ReLU MLP.
+    source_bcd : bool
+        Also train BCD in its sources' setting (squared loss, 3 x 1500, 50 sweeps).
     """
 
     data: str
@@ -113,10 +121,14 @@ class FamilyScale:
 
     Attributes
     ----------
-    datasets : tuple of :class:`FamilyData`.
-    epochs : int, epochs of the oracle methods = full-batch sweeps of the lifted ones.
-    batch_size : int, minibatch of the oracle methods (BackProp, ProxProp, AltMin).
-    image_shape : (C, H, W) of the synthetic images.
+    datasets : tuple of FamilyData
+        The data sets (:class:`FamilyData`).
+    epochs : int
+        Epochs of the oracle methods = full-batch sweeps of the lifted ones.
+    batch_size : int
+        Minibatch of the oracle methods (BackProp, ProxProp, AltMin).
+    image_shape : (C, H, W)
+        Of the synthetic images.
     """
 
     datasets: tuple

@@ -126,16 +126,21 @@ class ADMM(LiftedMethod):
 
     Parameters
     ----------
-    beta : float > 0, weight of the linear constraints and the multiplier step (paper: 1).
-    gamma : float > 0, weight of the constraints :math:`a_l = \sigma(z_l)` (paper: 10).
-    warm_start_sweeps : int >= 0, sweeps without the multiplier (lambda = 0) before it is
-        updated after every sweep.
-    loss : ``"cross_entropy"`` (default) or ``"squared"`` (closed-form output step).
-    output_steps : int >= 1, gradient steps of the cross-entropy output block.
-    ridge : float > 0 or None, the relative ridge of the least-squares theta-step
-        (default: the square root of the dtype's machine epsilon, 1.5e-8 in float64 and
-        3.5e-4 in float32, which bounds the condition number of the solve by about
-        1/sqrt(eps) times the spread of the Gram's eigenvalues about their mean).
+    beta : float > 0
+        Weight of the linear constraints and the multiplier step (paper: 1).
+    gamma : float > 0
+        Weight of the constraints :math:`a_l = \sigma(z_l)` (paper: 10).
+    warm_start_sweeps : int >= 0
+        Sweeps without the multiplier (lambda = 0) before it is updated after every sweep.
+    loss : {"cross_entropy", "squared"}
+        ``"cross_entropy"`` (default) or ``"squared"`` (closed-form output step).
+    output_steps : int >= 1
+        Gradient steps of the cross-entropy output block.
+    ridge : float > 0 or None
+        The relative ridge of the least-squares theta-step (default: the square root of the
+        dtype's machine epsilon, 1.5e-8 in float64 and 3.5e-4 in float32, which bounds the
+        condition number of the solve by about 1/sqrt(eps) times the spread of the Gram's
+        eigenvalues about their mean).
     """
 
     name = "admm"

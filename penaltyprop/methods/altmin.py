@@ -185,17 +185,25 @@ class AltMin(OracleMethod):
 
     Parameters
     ----------
-    mu : float > 0, the weight of the penalties (and of the codes' anchors).
-    inner_steps : int >= 0, gradient steps per code (the source: 5).
-    inner_lr : float > 0 or None, the codes' step size (default 1/mu with
-        ``penalty_scale="sum"``, the source's 0.3 with ``"mean"``).
-    inner_momentum : float in [0, 1), Nesterov momentum of the code steps (the source: 0.9).
-    inputs : ``"codes"`` (default, the source: each layer's step takes the updated code below
-        as input) or ``"forward"`` (the forward activations, as step (c) of Algorithm 1).
-    penalty_scale : ``"sum"`` (default; F with per-sample sums, the mean loss J's scale) or
-        ``"mean"`` (the source's code: the loss weighted 1/mu, penalties as means over
-        samples and units).
+    mu : float > 0
+        The weight of the penalties (and of the codes' anchors).
+    inner_steps : int >= 0
+        Gradient steps per code (the source: 5).
+    inner_lr : float > 0 or None
+        The codes' step size (default 1/mu with ``penalty_scale="sum"``, the source's 0.3 with
+        ``"mean"``).
+    inner_momentum : float in [0, 1)
+        Nesterov momentum of the code steps (the source: 0.9).
+    inputs : {"codes", "forward"}
+        ``"codes"`` (default, the source: each layer's step takes the updated code below as
+        input) or ``"forward"`` (the forward activations, as step (c) of Algorithm 1).
+    penalty_scale : {"sum", "mean"}
+        ``"sum"`` (default; F with per-sample sums, the mean loss J's scale) or ``"mean"``
+        (the source's code: the loss weighted 1/mu, penalties as means over samples and
+        units).
 
+    Notes
+    -----
     The optimizer's default (``train --method altmin``) is the source's: Adam, lr 0.008.
     :meth:`source` gives the source's method settings.
     """

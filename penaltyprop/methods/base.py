@@ -66,11 +66,13 @@ class Method:
 
     Attributes
     ----------
-    name : str, the registry key (``--method NAME``); a class attribute, "" for an abstract
-        base.
-    kind : ``"oracle"`` or ``"lifted"``; a class attribute.
-    networks : :class:`~penaltyprop.methods.Networks`, what the method can train (a class attribute; default:
-        any network).
+    name : str
+        The registry key (``--method NAME``); a class attribute, "" for an abstract base.
+    kind : {"oracle", "lifted"}
+        A class attribute.
+    networks : Networks
+        :class:`~penaltyprop.methods.Networks`, what the method can train (a class attribute;
+        default: any network).
     """
 
     name: typing.ClassVar[str] = ""
@@ -145,10 +147,12 @@ class OracleMethod(Method):
 
     Attributes
     ----------
-    default_optimizer : the optimizer ``train``, the command line and the family comparison
-        use when none is given (``"nesterov"``, ``"sgd"`` or ``"adam"``); a class attribute.
-    default_tau : the learning rate (the paper's tau) with the default optimizer (and with
-        plain SGD when that is Nesterov's); None: it must be given. A class attribute.
+    default_optimizer : {"nesterov", "sgd", "adam"}
+        The optimizer ``train``, the command line and the family comparison use when none is
+        given; a class attribute.
+    default_tau : float or None
+        The learning rate (the paper's tau) with the default optimizer (and with plain SGD
+        when that is Nesterov's); None: it must be given. A class attribute.
     """
 
     kind = "oracle"

@@ -28,7 +28,8 @@ def base_flops(shapes):
 
     Parameters
     ----------
-    shapes : ``[(n_out, m, K), ...]``, every linear layer as the product (n_out, m) @ (m, K).
+    shapes : list of (n_out, m, K)
+        Every linear layer as the product (n_out, m) @ (m, K), ``[(n_out, m, K), ...]``.
     """
     gemm = [2 * n * m * K for n, m, K in shapes]
     return 2 * sum(gemm) + sum(gemm[1:])  # forward + gradient, adjoints of layers 2..L-1

@@ -59,12 +59,18 @@ def implicit_sweep(net, theta, X, y, tau, prox):
 
     Parameters
     ----------
-    net : a ReLU MLP with L-1 linear layers.
-    theta : list of (W, b) pairs.
-    X : (n0, N).
-    y : (N,).
-    tau : float > 0.
-    prox : :class:`~penaltyprop.prox.Prox`, step (c).
+    net : Network
+        A ReLU MLP with L-1 linear layers.
+    theta : list of (W, b) pairs
+        The parameters.
+    X : array, shape (n0, N)
+        Inputs.
+    y : array, shape (N,)
+        Labels.
+    tau : float > 0
+        The step size.
+    prox : Prox
+        :class:`~penaltyprop.prox.Prox`, step (c).
     """
     L1 = net.n_linear
     a_k, z_k = forward(net, theta, X, check=False)  # Eq. 7
@@ -95,10 +101,11 @@ class ImplicitProxProp(ProxProp):
 
     Parameters
     ----------
-    tau_sweep : float > 0, the step tau of the sweep whose update, divided by tau, is the
-        direction (rho = gamma = 1/tau_sweep).
-    tau_theta, solver, cg_iterations, ... : step (c), as :class:`ProxProp`'s (default: the
-        exact prox).
+    tau_sweep : float > 0
+        The step tau of the sweep whose update, divided by tau, is the direction
+        (rho = gamma = 1/tau_sweep).
+    tau_theta, solver, cg_iterations, cg_tol, cg_variant, exact_system, cg_space
+        Step (c), as :class:`ProxProp`'s (default: the exact prox).
     """
 
     name = "implicit"

@@ -165,8 +165,10 @@ def relu_prox(a, v, gamma, c):
 
     Parameters
     ----------
-    a, v : arrays of one shape.
-    gamma, c : floats > 0.
+    a, v : array
+        Of one shape.
+    gamma, c : float > 0
+        The weights of the two terms.
     """
     xp = array_module(a, v)
     z_pos = xp.maximum((gamma * a + c * v) / (gamma + c), 0)  # argmin over z >= 0
@@ -187,10 +189,14 @@ def a_step(theta_next, z_next, t, rho, gamma):
 
     Parameters
     ----------
-    theta_next : (W, b), W (n_out, n_in).
-    z_next : (n_out, N).
-    t : (n_in, N).
-    rho, gamma : floats > 0.
+    theta_next : (W, b)
+        W of shape (n_out, n_in).
+    z_next : array, shape (n_out, N)
+        z, the next layer's pre-activations (the second term's target).
+    t : array, shape (n_in, N)
+        t, the point that the first term pulls a towards.
+    rho, gamma : float > 0
+        The weights of the two terms.
     """
     xp = array_module(z_next)
     W, b = theta_next

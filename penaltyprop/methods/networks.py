@@ -13,9 +13,11 @@ class Networks:
 
     Parameters
     ----------
-    fully_connected : bool, only fully connected (Linear) layers: no convolution, no pooling.
-    activations : tuple of names (``("relu",)``) of the nonlinearities allowed between the
-        layers, or None for any.
+    fully_connected : bool
+        Only fully connected (Linear) layers: no convolution, no pooling.
+    activations : tuple of str, or None
+        The names (``("relu",)``) of the nonlinearities allowed between the layers, or None
+        for any.
     """
 
     fully_connected: bool = False

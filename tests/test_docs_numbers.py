@@ -118,3 +118,12 @@ def test_bench_spread_is_the_range_of_one_mode_over_bench_files(tmp_path):
         evaluate("bench_spread CG-3 ratio_to_backprop a", results)
     with pytest.raises(ValueError, match="name at least one bench file"):
         evaluate("bench_spread exact ratio_to_backprop", results)
+
+
+@pytest.mark.parametrize("page", docnumbers.DOCUMENTS)
+def test_no_line_starts_with_a_value_marker(page):
+    """Markdown reads a line that starts with an HTML comment as an HTML block, which ends the
+    paragraph before it: a number's marker must sit inside its sentence's line, not begin one."""
+    starts = [n for n, line in enumerate((ROOT / page).read_text().splitlines(), 1)
+              if line.lstrip().startswith(("<!-- v:", "<!-- /v"))]
+    assert not starts, f"{page}: lines {starts} start with a value marker"

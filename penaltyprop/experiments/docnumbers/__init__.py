@@ -30,6 +30,8 @@ result file, or a change to a table's code::
   ``f0``-``f3``, ``g1``-``g3``, ``int``, ``ms``, ``min``, ``h1``, ``range0``-``range2``,
   ``str``.
   The text between the markers is replaced by ``--write`` and compared by the test.
+  A marker never begins a line (Markdown would read it as an HTML block and end the
+  paragraph there); the test checks that too.
 
 A new kind of value is a function registered with :func:`.core.value` (in :mod:`.values`), a
 new kind of table one registered with :func:`.core.table`; any page listed in

@@ -127,3 +127,13 @@ def test_no_line_starts_with_a_value_marker(page):
     starts = [n for n, line in enumerate((ROOT / page).read_text().splitlines(), 1)
               if line.lstrip().startswith(("<!-- v:", "<!-- /v"))]
     assert not starts, f"{page}: lines {starts} start with a value marker"
+
+
+def test_best_epoch_is_the_epoch_of_the_lowest_or_highest_value(tmp_path):
+    history = {"val_loss": [9.0, 3.0, 1.0, 2.0, 1.0], "val_acc": [0.1, 0.5, 0.7, 0.6, 0.7]}
+    (tmp_path / "f.json").write_text(json.dumps({"runs": {"cg3": {"history": history}}}))
+    results = Results(tmp_path)
+    assert evaluate("best_epoch f cg3 val_loss min", results) == "2"  # epoch 0 left out
+    assert evaluate("best_epoch f cg3 val_acc max", results) == "2"
+    with pytest.raises(ValueError, match="min or max"):
+        evaluate("best_epoch f cg3 val_acc most", results)

@@ -151,6 +151,16 @@ def finished(results, stem, *keys):
     return f"{', '.join(done) or 'none'}; not yet {', '.join(missing)}"
 
 
+@value("best_epoch")
+def best_epoch(results, stem, key, field, which="min"):
+    """The epoch (1..E) at which a per-epoch field of one run is lowest (``min``) or highest
+    (``max``); the first such epoch on a tie."""
+    values = history(results, stem, key)[field][1:]
+    if which not in ("min", "max"):
+        raise ValueError(f"best_epoch takes min or max, got {which!r}")
+    return 1 + values.index(min(values) if which == "min" else max(values))
+
+
 @value("below_from")
 def below_from(results, stem, key, other, field="train_loss"):
     """The first epoch from which run ``key``'s field stays below run ``other``'s."""

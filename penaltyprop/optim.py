@@ -6,7 +6,7 @@ ProxProp is a first-order oracle: the direction
 layer, and a descent direction (Propositions 4, 5). An optimizer here does not know which
 oracle produced d: BackProp's :math:`\nabla J` and ProxProp's direction go in the same way.
 
-Why one module of ~330 lines: SGD (with momentum, Nesterov, weight decay) and Adam share their
+Why one module of ~360 lines: SGD (with momentum, Nesterov, weight decay) and Adam share their
 checks, their state type and their factory, and half of the module is their docstrings; a
 third optimizer would be the moment to split it.
 
